@@ -1,0 +1,5 @@
+"""`python -m hearth` behaves exactly like the `hearth` console script."""
+
+from hearth.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""The composition root: builds the store, the bus, the services and the gateway from settings.
+
+Nothing else wires objects together, and nothing is a module-level singleton, so a test can
+build as many independent gateways as it likes in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+
+from hearth import __version__
+from hearth.config import Settings
+from hearth.datadir import RuntimeInfo, ensure_token, remove_runtime, write_runtime
+from hearth.events import LocalEventBus
+from hearth.gateway.asgi import build_asgi_app
+from hearth.gateway.auth import FailureLimiter, TokenStore
+from hearth.gateway.dispatch import Router
+from hearth.gateway.fanout import EventFanout
+from hearth.gateway.handlers import core
+from hearth.gateway.server import (
+    GatewayServer,
+    bind_socket,
+    check_bind_host,
+    serve_until_stopped,
+    url_for,
+)
+from hearth.gateway.state import GatewayState
+from hearth.store import Database
+from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
+
+log = logging.getLogger("hearth.app")
+
+NODE_HEARTBEAT_S = NODE_HEARTBEAT_INTERVAL.total_seconds()
+
+
+def make_node_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Hearth:
+    """One gateway process: call `start()`, serve `asgi`, then `stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database.from_url(
+            settings.resolved_database_url(),
+            sqlite_synchronous=settings.database.sqlite_synchronous,
+            busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+            pool_size=settings.database.pool_size,
+        )
+        self.bus = LocalEventBus()
+        ensure_token(settings.token_path)
+        limits = settings.limits
+        self.state = GatewayState(
+            settings=settings,
+            db=self.db,
+            bus=self.bus,
+            tokens=TokenStore(settings.token_path),
+            limiter=FailureLimiter(
+                limits.auth_failures_per_minute, window_s=60.0, block_s=limits.auth_block_s
+            ),
+            node_id=settings.node_id or make_node_id(),
+            version=__version__,
+        )
+        self.router = Router()
+        self.router.include(core)
+        self.asgi: Starlette = build_asgi_app(self.state, self.router)
+        self.fanout = EventFanout(self.bus, self.state.connections)
+        self.nodes = NodeRepository(self.db)
+        self._background: list[asyncio.Task[None]] = []
+        self.url: str | None = None
+        self.server: GatewayServer | None = None
+
+    async def start(self, url: str) -> None:
+        """Migrate the database and start the background services."""
+        for directory in (self.settings.workspace_dir, self.settings.workflows_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        await self.db.upgrade()
+        now = datetime.now(UTC)
+        await self.nodes.register(
+            NodeRecord(
+                node_id=self.state.node_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                url=url,
+                version=__version__,
+                started_at=now,
+                seen_at=now,
+            )
+        )
+        self.fanout.start()
+        self._background.append(asyncio.create_task(self._node_heartbeat()))
+
+    async def _node_heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(NODE_HEARTBEAT_S)
+            try:
+                await self.nodes.touch(self.state.node_id)
+            except Exception:
+                log.exception("could not renew this node's registration")
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.fanout.stop()
+        self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.nodes.remove(self.state.node_id)
+        await self.db.dispose()
+
+    async def serve(self, *, install_signals: bool = True) -> None:
+        """Bind, start, serve until asked to stop, and clean up `runtime.json` afterwards."""
+        settings = self.settings
+        check_bind_host(settings.host, settings.allow_remote)
+        sock = bind_socket(settings.host, settings.port)
+        port = sock.getsockname()[1]
+        url = url_for(settings.host, port)
+        started_at = datetime.now(UTC).isoformat()
+        try:
+            await self.start(url)
+
+            def announce(bound_port: int) -> None:
+                self.url = url
+                write_runtime(
+                    settings.runtime_path,
+                    RuntimeInfo(os.getpid(), settings.host, bound_port, url, started_at),
+                )
+                log.info(
+                    "gateway listening on %s (WebSocket %s/ws)", url, url.replace("http", "ws", 1)
+                )
+                log.info("token file: %s", settings.token_path)
+
+            def keep(server: GatewayServer) -> None:
+                self.server = server
+
+            await serve_until_stopped(
+                self.asgi,
+                settings,
+                sock,
+                install_signals=install_signals,
+                on_started=announce,
+                server_ready=keep,
+            )
+        finally:
+            remove_runtime(settings.runtime_path)
+            await self.stop()
+            sock.close()
+            log.info("gateway stopped")

@@ -1,0 +1,43 @@
+"""The `hearth` command line (Typer). Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from hearth import __version__
+from hearth.cli import db, protocol_cmd, token
+from hearth.cli.serve import serve
+from hearth.cli.status import status
+
+app = typer.Typer(
+    name="hearth",
+    help="Hearth: a self-hosted gateway for your personal AI agent.\n\n"
+    "Start the gateway with `hearth serve`; every other command talks to it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("serve")(serve)
+app.command("status")(status)
+app.add_typer(protocol_cmd.app, name="protocol")
+app.add_typer(db.app, name="db")
+app.add_typer(token.app, name="token")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hearth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Hearth: a self-hosted gateway for your personal AI agent."""
+
+
+def main() -> None:
+    app()

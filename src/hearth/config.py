@@ -1,0 +1,184 @@
+"""Settings: CLI flag > HEARTH_* environment > <data-dir>/config.toml > defaults.
+
+The data directory decides where config.toml lives, so it is resolved first (flag, then
+environment, then the platform default) and the TOML source reads the file inside it. Unknown
+keys are errors everywhere: a misspelt setting that is silently ignored is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "HEARTH_"
+CONFIG_FILE = "config.toml"
+
+
+class ConfigError(Exception):
+    """A setting is wrong. The message is one line that names the key and where it came from."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Section):
+    """Storage tuning; the URL itself is the top-level `database_url`."""
+
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+
+class GatewayLimits(Section):
+    """Connection limits that protect the gateway from one misbehaving client."""
+
+    max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbound_queue: int = Field(default=1024, ge=8)
+    hello_timeout_s: float = Field(default=10.0, gt=0)
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+    auth_failures_per_minute: int = Field(default=10, ge=1)
+    auth_block_s: float = Field(default=300.0, gt=0)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8420, ge=0, le=65535)
+    allow_remote: bool = False
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite+aiosqlite:///… or postgresql+asyncpg://…; default SQLite in data_dir.",
+    )
+    allowed_origins: list[str] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    node_id: str | None = Field(
+        default=None, description="Names this process among several sharing one database."
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    limits: GatewayLimits = Field(default_factory=GatewayLimits)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, DataDirTomlSource(settings_cls))
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "gateway.token"
+
+    @property
+    def runtime_path(self) -> Path:
+        return self.data_dir / "runtime.json"
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.data_dir / "workspace"
+
+    @property
+    def workflows_dir(self) -> Path:
+        return self.data_dir / "workflows"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'hearth.db'}"
+
+
+class DataDirTomlSource(PydanticBaseSettingsSource):
+    """Reads `config.toml` from whichever data directory the higher sources chose."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ returns the whole table at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data_dir = self.current_state.get("data_dir")
+        path = Path(data_dir) if data_dir else default_data_dir()
+        return read_config_file(path / CONFIG_FILE)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The parsed TOML table, `{}` when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _origin_of(key: str, file_values: dict[str, Any], path: Path) -> str:
+    """Where a bad key came from, so the message points the person at the right place."""
+    top = key.split(".", 1)[0]
+    env_name = ENV_PREFIX + key.replace(".", "__").upper()
+    for name in (env_name, ENV_PREFIX + top.upper()):
+        if name in os.environ:
+            return f"environment variable {name}"
+    if top in file_values:
+        return f"file {path}"
+    return "command line"
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Build settings with CLI flags (None means "not given") on top of the other sources.
+
+    Raises ConfigError with a single line naming the key and its source.
+    """
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        data_dir = Path(
+            given.get("data_dir") or os.environ.get(ENV_PREFIX + "DATA_DIR") or default_data_dir()
+        )
+        path = data_dir / CONFIG_FILE
+        try:
+            file_values = read_config_file(path)
+        except ConfigError:
+            file_values = {}
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(settings)"
+        reason = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(
+            f"config error: {key}: {reason} (from {_origin_of(key, file_values, path)})"
+        ) from None

@@ -1,0 +1,107 @@
+"""The in-process event bus: domain packages publish, the gateway and channels subscribe.
+
+Publishers never wait for subscribers: each subscription owns a bounded queue, and a subscriber
+that falls behind loses its oldest events (and is told how many) rather than slowing the
+publisher. The `EventBus` protocol is what the rest of the code depends on, so a PostgreSQL
+LISTEN/NOTIFY bus that also carries events between gateway nodes can replace `LocalEventBus`
+without touching publishers or subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something that happened. `topic` is dotted (`workflow.status`); `data` is JSON-ready."""
+
+    topic: str
+    data: dict[str, Any]
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[DomainEvent]: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    def publish(self, event: DomainEvent) -> None:
+        """Deliver to every current subscriber whose prefixes match; never blocks."""
+
+    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> Subscription:
+        """Receive events whose topic starts with one of `prefixes` (all when none given)."""
+
+
+class _LocalSubscription:
+    def __init__(self, bus: LocalEventBus, prefixes: tuple[str, ...], maxsize: int) -> None:
+        self._bus = bus
+        self.prefixes = prefixes
+        self._queue: asyncio.Queue[DomainEvent | None] = asyncio.Queue(maxsize)
+        self._dropped = 0
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def matches(self, topic: str) -> bool:
+        return not self.prefixes or topic.startswith(self.prefixes)
+
+    def offer(self, event: DomainEvent) -> None:
+        if self._closed:
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._dropped += 1
+        self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bus.unsubscribe(self)
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[DomainEvent]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+
+class LocalEventBus:
+    """Delivers events to subscribers of this process only."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[_LocalSubscription] = []
+
+    def publish(self, event: DomainEvent) -> None:
+        for sub in tuple(self._subscriptions):
+            if sub.matches(event.topic):
+                sub.offer(event)
+
+    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> _LocalSubscription:
+        sub = _LocalSubscription(self, prefixes, maxsize)
+        self._subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: _LocalSubscription) -> None:
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+
+    def close(self) -> None:
+        for sub in tuple(self._subscriptions):
+            sub.close()

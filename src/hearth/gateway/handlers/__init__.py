@@ -1,0 +1,1 @@
+"""One module per message family; each registers its handlers with `@handles`."""

@@ -1,0 +1,29 @@
+"""What handlers can reach: the services of one gateway process, built by `hearth.app`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from hearth.config import Settings
+from hearth.events import EventBus
+from hearth.gateway.auth import FailureLimiter, TokenStore
+from hearth.gateway.connection import ConnectionRegistry
+from hearth.store import Database
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    tokens: TokenStore
+    limiter: FailureLimiter
+    node_id: str
+    version: str
+    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_monotonic

@@ -1,0 +1,218 @@
+"""The `/ws` endpoint: origin check, hello handshake, then concurrent request handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketState
+
+from hearth.gateway.connection import Connection, encode
+from hearth.gateway.dispatch import HandlerContext, Router
+from hearth.gateway.frames import invalid_message, request_id_of
+from hearth.gateway.logs import connection_id_var
+from hearth.gateway.state import GatewayState
+from hearth.protocol import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    CloseCode,
+    Error,
+    ErrorCode,
+    Hello,
+    HelloOk,
+    ServerInfo,
+    parse_client,
+)
+
+log = logging.getLogger("hearth.gateway.ws")
+
+_Frame = str | bytes | None
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """Browsers send `Origin`; only the gateway's own origin and configured ones may connect.
+
+    Programs (the CLI, bots) send no Origin and are judged by their token alone.
+    """
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    host = websocket.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    return origin in own or origin in allowed
+
+
+class WebSocketEndpoint:
+    def __init__(self, state: GatewayState, router: Router, server_name: str = "hearth") -> None:
+        self.state = state
+        self.router = router
+        self.server_name = server_name
+        self.features = sorted({"hello", *router.message_types})
+
+    async def handle(self, websocket: WebSocket) -> None:
+        if not origin_allowed(websocket, self.state.settings.allowed_origins):
+            log.warning("refused WebSocket from origin %s", websocket.headers.get("origin"))
+            await websocket.close(code=1008)  # before accept: the client sees HTTP 403
+            return
+        await websocket.accept()
+        remote = websocket.client.host if websocket.client else "unknown"
+        connection = Connection(
+            websocket,
+            "c-" + secrets.token_hex(6),
+            remote,
+            self.state.settings.limits.outbound_queue,
+        )
+        connection_id_var.set(connection.id)
+        writer = asyncio.create_task(connection.run_writer(), name=f"{connection.id}-writer")
+        reader = asyncio.create_task(self._read(connection), name=f"{connection.id}-reader")
+        aborted = asyncio.create_task(connection.closed.wait())
+        try:
+            await asyncio.wait({reader, writer, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.state.connections.remove(connection)
+            for task in (reader, aborted):
+                task.cancel()
+            if connection.closed.is_set():
+                writer.cancel()
+            await connection.close(connection.close_code or 1000, writer)
+            log.info("connection closed (code %s)", connection.close_code or 1000)
+
+    async def _receive(self, websocket: WebSocket) -> _Frame:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        data = message.get("bytes")
+        return bytes(data) if data is not None else b""
+
+    async def _read(self, connection: Connection) -> None:
+        if not await self._handshake(connection):
+            return
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                frame = await self._receive(connection.websocket)
+                if frame is None:
+                    return
+                if isinstance(frame, bytes):
+                    connection.send(
+                        Error(
+                            code=ErrorCode.INVALID_MESSAGE,
+                            message="binary frames are not accepted: send JSON as text frames",
+                        )
+                    )
+                    continue
+                try:
+                    message = parse_client(frame)
+                except ValidationError as exc:
+                    connection.send(invalid_message(frame, exc))
+                    continue
+                if isinstance(message, Hello):
+                    connection.send(
+                        Error(
+                            id=message.id,
+                            code=ErrorCode.INVALID_MESSAGE,
+                            message="already authenticated: send hello only once",
+                        )
+                    )
+                    continue
+                task = asyncio.create_task(self._handle(connection, message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            # Handlers may commit work (a trigger, an approval); let them finish briefly
+            # so a disconnect never leaves a request half done.
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+
+    async def _handle(self, connection: Connection, message: ClientMessage) -> None:
+        reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
+        connection.send(reply)
+
+    async def _refuse(
+        self, connection: Connection, code: ErrorCode, text: str, close: int, **extra: Any
+    ) -> None:
+        error = Error(id=extra.pop("msg_id", None), code=code, message=text, details=extra or None)
+        connection.close_code = close
+        ws = connection.websocket
+        if ws.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.send_text(encode(error))
+        connection.abort(close)
+
+    async def _handshake(self, connection: Connection) -> bool:
+        limits = self.state.settings.limits
+        limiter = self.state.limiter
+        retry = limiter.retry_after(connection.remote)
+        if retry > 0:
+            await self._refuse(
+                connection,
+                ErrorCode.RATE_LIMITED,
+                f"too many failed handshakes from {connection.remote}; retry in {retry:.0f} s",
+                CloseCode.RATE_LIMITED,
+                retryAfterS=round(retry),
+            )
+            return False
+        try:
+            async with asyncio.timeout(limits.hello_timeout_s):
+                frame = await self._receive(connection.websocket)
+        except TimeoutError:
+            log.info("no hello within %.0f s", limits.hello_timeout_s)
+            connection.abort(CloseCode.HELLO_TIMEOUT)
+            return False
+        if frame is None:
+            return False
+        text = frame if isinstance(frame, str) else ""
+        try:
+            hello = Hello.model_validate_json(text)
+        except ValidationError:
+            limiter.record_failure(connection.remote)
+            await self._refuse(
+                connection,
+                ErrorCode.UNAUTHENTICATED,
+                'the first frame must be {"type":"hello","id":…,"protocol":1,"token":…}',
+                CloseCode.UNAUTHORIZED,
+                msg_id=request_id_of(text),
+            )
+            return False
+        if not self.state.tokens.matches(hello.token):
+            limiter.record_failure(connection.remote)
+            log.warning("wrong token from %s", connection.remote)
+            await self._refuse(
+                connection,
+                ErrorCode.UNAUTHORIZED,
+                "wrong token: use the one in gateway.token (`hearth token show`)",
+                CloseCode.UNAUTHORIZED,
+                msg_id=hello.id,
+            )
+            return False
+        if hello.protocol != PROTOCOL_VERSION:
+            await self._refuse(
+                connection,
+                ErrorCode.UNSUPPORTED_PROTOCOL,
+                f"this gateway speaks protocol {PROTOCOL_VERSION}, not {hello.protocol}",
+                CloseCode.UNSUPPORTED_PROTOCOL,
+                msg_id=hello.id,
+                supported=[PROTOCOL_VERSION],
+            )
+            return False
+        connection.client = hello.client
+        self.state.connections.add(connection)
+        connection.send(
+            HelloOk(
+                id=hello.id,
+                protocol=PROTOCOL_VERSION,
+                server=ServerInfo(name=self.server_name, version=self.state.version),
+                connection_id=connection.id,
+                features=self.features,
+            )
+        )
+        client = f"{hello.client.name} {hello.client.version}".strip() if hello.client else "?"
+        log.info("authenticated %s from %s", client, connection.remote)
+        return True

@@ -1,0 +1,51 @@
+"""Error codes shared by the gateway, the client and every handler."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """SCREAMING_SNAKE codes; clients branch on these, never on message text."""
+
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNSUPPORTED_PROTOCOL = "UNSUPPORTED_PROTOCOL"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNAVAILABLE = "UNAVAILABLE"
+    WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
+    INVALID_INPUT = "INVALID_INPUT"
+    EXECUTION_NOT_FOUND = "EXECUTION_NOT_FOUND"
+    NO_PENDING_APPROVAL = "NO_PENDING_APPROVAL"
+    MODEL_NOT_CONFIGURED = "MODEL_NOT_CONFIGURED"
+    SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
+    INVALID_SCHEDULE = "INVALID_SCHEDULE"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_BUSY = "SESSION_BUSY"
+
+
+class ProtocolError(Exception):
+    """Raised by a handler to answer its request with an `error` reply instead of a result."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class CloseCode:
+    """WebSocket close codes the gateway uses (4000-4999 are application defined)."""
+
+    UNAUTHORIZED = 4401
+    HELLO_TIMEOUT = 4408
+    RATE_LIMITED = 4429
+    UNSUPPORTED_PROTOCOL = 4426
+    SLOW_CONSUMER = 4008
+    MESSAGE_TOO_BIG = 1009
+    GOING_AWAY = 1001

@@ -1,0 +1,59 @@
+"""The `Database` handle every repository is built on."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hearth.store import migrate
+from hearth.store.engine import Backend, backend_of, create_engine
+
+
+class Database:
+    """One engine plus what the gateway needs to know about it."""
+
+    def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
+        self.engine = engine
+        self.backend = backend
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 5000,
+        pool_size: int = 5,
+    ) -> Database:
+        engine = create_engine(
+            url,
+            sqlite_synchronous=sqlite_synchronous,
+            busy_timeout_ms=busy_timeout_ms,
+            pool_size=pool_size,
+        )
+        return cls(engine, backend_of(url))
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection inside a transaction that commits on success, rolls back on error."""
+        return self.engine.begin()
+
+    def connect(self) -> AsyncConnection:
+        return self.engine.connect()
+
+    async def upgrade(self) -> str | None:
+        return await migrate.upgrade(self.engine)
+
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """True when the database answers a trivial query within the timeout."""
+        try:
+            async with asyncio.timeout(timeout_s), self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except (TimeoutError, OSError, sa.exc.SQLAlchemyError):
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
