@@ -180,5 +180,5 @@ def load_settings(**flags: Any) -> Settings:
         key = ".".join(str(p) for p in first["loc"]) or "(settings)"
         reason = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
         raise ConfigError(
-            f"config error: {key}: {reason} (from {_origin_of(key, file_values, path)})"
+            f"bad setting {key}: {reason} (from {_origin_of(key, file_values, path)})"
         ) from None

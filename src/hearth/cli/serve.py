@@ -68,9 +68,9 @@ def serve(
 
     configure_logging(settings.log_format, settings.log_level, secrets)
     err_console.print(
-        f"Hearth gateway starting: http://{settings.host}:{settings.port}  "
-        f"(data in {settings.data_dir}; token in {token_path})",
+        f"Hearth gateway starting (data in {settings.data_dir}; token in {token_path})",
         highlight=False,
+        soft_wrap=True,
     )
     try:
         asyncio.run(hearth.serve())

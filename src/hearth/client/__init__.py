@@ -5,6 +5,7 @@ from hearth.client.errors import (
     ConnectionLostError,
     GatewayError,
     GatewayUnavailableError,
+    RequestTimeoutError,
     UnexpectedReplyError,
 )
 from hearth.client.gateway_client import GatewayClient, ws_url
@@ -15,6 +16,7 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "GatewayUnavailableError",
+    "RequestTimeoutError",
     "UnexpectedReplyError",
     "ws_url",
 ]

@@ -19,6 +19,10 @@ class ConnectionLostError(ClientError):
     """The connection dropped before the reply arrived; the request may or may not have run."""
 
 
+class RequestTimeoutError(ClientError):
+    """No reply arrived in time (the request may still be carried out)."""
+
+
 class GatewayError(ClientError):
     """The gateway answered with an `error` reply."""
 

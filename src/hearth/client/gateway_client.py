@@ -26,6 +26,7 @@ from hearth.client.errors import (
     ConnectionLostError,
     GatewayError,
     GatewayUnavailableError,
+    RequestTimeoutError,
     UnexpectedReplyError,
 )
 from hearth.config import default_data_dir
@@ -80,6 +81,7 @@ class GatewayClient:
         self.request_timeout_s = request_timeout_s
         self._max_frame = max_frame_bytes
         self._ids = itertools.count(1)
+        self._hello_ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[ServerMessage]] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
@@ -118,7 +120,7 @@ class GatewayClient:
                 f"cannot reach the gateway at {self.url} ({exc}); is it running? "
                 "Start it with `hearth serve`"
             ) from None
-        msg_id = f"hello-{next(self._ids)}"
+        msg_id = f"hello-{next(self._hello_ids)}"
         hello = Hello(id=msg_id, protocol=PROTOCOL_VERSION, token=self._token, client=self._client)
         try:
             await ws.send(hello.model_dump_json(by_alias=True, exclude_none=True))
@@ -253,12 +255,15 @@ class GatewayClient:
 
     async def call(self, message: ClientMessage) -> ServerMessage:
         """Send one request and return whatever single reply comes back, errors included."""
-        if not message.id:
-            message.id = self.next_id()
         if not self._connected.is_set():
             if not self.reconnect or self._closing:
                 raise ConnectionLostError("not connected to the gateway")
-            await asyncio.wait_for(self._connected.wait(), timeout=self.request_timeout_s)
+            try:
+                await asyncio.wait_for(self._connected.wait(), timeout=self.request_timeout_s)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the gateway did not come back within {self.request_timeout_s:.0f} s"
+                ) from None
         ws = self._ws
         assert ws is not None
         if message.id in self._pending:
@@ -268,6 +273,10 @@ class GatewayClient:
         try:
             await ws.send(message.model_dump_json(by_alias=True, exclude_none=True))
             return await asyncio.wait_for(future, timeout=self.request_timeout_s)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"no reply to {message.type} within {self.request_timeout_s:.0f} s"
+            ) from None
         except ConnectionClosed:
             raise ConnectionLostError("connection to the gateway lost while sending") from None
         finally:

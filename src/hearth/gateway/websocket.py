@@ -56,7 +56,7 @@ class WebSocketEndpoint:
     async def handle(self, websocket: WebSocket) -> None:
         if not origin_allowed(websocket, self.state.settings.allowed_origins):
             log.warning("refused WebSocket from origin %s", websocket.headers.get("origin"))
-            await websocket.close(code=1008)  # before accept: the client sees HTTP 403
+            await websocket.close(code=CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
             return
         await websocket.accept()
         remote = websocket.client.host if websocket.client else "unknown"
@@ -170,8 +170,10 @@ class WebSocketEndpoint:
             return False
         text = frame if isinstance(frame, str) else ""
         try:
-            hello = Hello.model_validate_json(text)
-        except ValidationError:
+            hello = parse_client(text)
+            if not isinstance(hello, Hello):
+                raise TypeError(hello.type)
+        except (ValidationError, TypeError):
             limiter.record_failure(connection.remote)
             await self._refuse(
                 connection,

@@ -16,6 +16,24 @@ from pydantic.alias_generators import to_camel
 PROTOCOL_VERSION = 1
 
 
+def _require(*names: str) -> Any:
+    """Mark fields as required in the published schema even though Python fills them in.
+
+    `type` has a default so code can write `Ping(id=...)`, but on the wire it is always
+    present, and a JSON Schema validator can only pick the right union member when it is
+    required.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        props = schema.get("properties", {})
+        required = schema.setdefault("required", [])
+        for name in names:
+            if name in props and name not in required:
+                required.insert(0, name)
+
+    return extra
+
+
 class WireModel(BaseModel):
     """Any object that travels on the wire (messages and their nested parts)."""
 
@@ -24,6 +42,7 @@ class WireModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=False,
+        json_schema_extra=_require("type"),
     )
 
     def to_wire(self) -> dict[str, Any]:
@@ -53,7 +72,9 @@ class Reply(ServerMessage):
 class Event(ServerMessage):
     """A pushed notification. `seq` increases by one per connection, starting at 1."""
 
-    seq: int = Field(default=0, ge=0)
+    model_config = ConfigDict(json_schema_extra=_require("type", "seq"))
+
+    seq: int = Field(default=0, ge=0, description="Per-connection counter, 1 for the first event.")
 
     #: Domain-event topics (on the bus) that this event is built from, if any.
     topic: ClassVar[str | None] = None

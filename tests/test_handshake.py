@@ -1,0 +1,144 @@
+"""The hello handshake and every way it can fail."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from hearth.client import GatewayClient, GatewayError
+from hearth.datadir import rotate_token
+from hearth.protocol import ErrorCode, Ping, Pong
+from tests.support.gateway import RunningGateway, in_process_gateway
+from tests.support.wire import RawPeer
+
+
+async def closed_code(peer: RawPeer) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(peer.ws.recv(), 10)
+    return peer.ws.close_code
+
+
+async def test_hello_ok_lists_features(gateway: RunningGateway) -> None:
+    peer = await RawPeer.open(gateway.ws_url)
+    await peer.send(
+        {
+            "type": "hello",
+            "id": "h1",
+            "protocol": 1,
+            "token": gateway.token,
+            "client": {"name": "test", "version": "1"},
+        }
+    )
+    reply = await peer.recv()
+    assert reply["type"] == "hello.ok"
+    assert reply["id"] == "h1"
+    assert reply["protocol"] == 1
+    assert reply["connectionId"].startswith("c-")
+    assert {"hello", "ping", "gateway.status"} <= set(reply["features"])
+    assert reply["server"]["name"] == "hearth"
+    await peer.close()
+
+
+async def test_wrong_token_is_unauthorized_and_closed(sqlite_gateway: RunningGateway) -> None:
+    peer = await RawPeer.open(sqlite_gateway.ws_url)
+    await peer.send({"type": "hello", "id": "h1", "protocol": 1, "token": "nope"})
+    reply = await peer.recv()
+    assert reply["type"] == "error"
+    assert reply["code"] == ErrorCode.UNAUTHORIZED
+    assert reply["id"] == "h1"
+    assert await closed_code(peer) == 4401
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"type": "ping", "id": "p1"},
+        {"type": "hello", "id": "h1", "protocol": 1},
+        "not json at all",
+        {"id": "x"},
+        {"id": "h1", "protocol": 1, "token": "TOKEN"},
+        {"type": "hello", "id": "h1", "protocol": 1, "token": "TOKEN", "extra": True},
+    ],
+)
+async def test_anything_but_hello_first_is_unauthenticated(
+    sqlite_gateway: RunningGateway, first: object
+) -> None:
+    peer = await RawPeer.open(sqlite_gateway.ws_url)
+    if isinstance(first, dict) and first.get("token") == "TOKEN":
+        first = {**first, "token": sqlite_gateway.token}
+    await peer.send(first)  # type: ignore[arg-type]
+    reply = await peer.recv()
+    assert reply["type"] == "error"
+    assert reply["code"] == ErrorCode.UNAUTHENTICATED
+    assert await closed_code(peer) == 4401
+
+
+async def test_client_raises_on_wrong_token(sqlite_gateway: RunningGateway) -> None:
+    client = GatewayClient(sqlite_gateway.url, "wrong-token")
+    with pytest.raises(GatewayError) as info:
+        await client.connect()
+    assert info.value.code == ErrorCode.UNAUTHORIZED
+
+
+async def test_unsupported_protocol_version(sqlite_gateway: RunningGateway) -> None:
+    peer = await RawPeer.open(sqlite_gateway.ws_url)
+    await peer.send({"type": "hello", "id": "h", "protocol": 99, "token": sqlite_gateway.token})
+    reply = await peer.recv()
+    assert reply["code"] == ErrorCode.UNSUPPORTED_PROTOCOL
+    assert reply["details"]["supported"] == [1]
+    assert await closed_code(peer) == 4426
+
+
+async def test_no_hello_in_time_closes_4408(data_dir: Path) -> None:
+    async with in_process_gateway(data_dir, limits={"hello_timeout_s": 0.3}) as gw:
+        peer = await RawPeer.open(gw.ws_url)
+        assert await closed_code(peer) == 4408
+
+
+async def test_foreign_browser_origin_is_refused_before_upgrade(
+    sqlite_gateway: RunningGateway,
+) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await RawPeer.open(sqlite_gateway.ws_url, origin="http://evil.example")
+    assert info.value.response.status_code == 403
+
+
+async def test_own_origin_and_allowed_origins_are_accepted(data_dir: Path) -> None:
+    async with in_process_gateway(data_dir, allowed_origins=["https://dash.example"]) as gw:
+        own = gw.url  # http://127.0.0.1:PORT, as a page served by the gateway would send
+        for origin in (own, "https://dash.example"):
+            peer = await RawPeer.open(gw.ws_url, origin=origin)
+            await peer.hello(gw.token)
+            await peer.close()
+
+
+async def test_repeated_failures_rate_limit_the_address(data_dir: Path) -> None:
+    async with in_process_gateway(
+        data_dir, limits={"auth_failures_per_minute": 3, "auth_block_s": 60}
+    ) as gw:
+        for _ in range(3):
+            peer = await RawPeer.open(gw.ws_url)
+            await peer.send({"type": "hello", "id": "h", "protocol": 1, "token": "bad"})
+            assert (await peer.recv())["code"] == ErrorCode.UNAUTHORIZED
+            await closed_code(peer)
+        # Now even the right token is refused for this address.
+        peer = await RawPeer.open(gw.ws_url)
+        reply = await peer.recv()
+        assert reply["code"] == ErrorCode.RATE_LIMITED
+        assert 0 < reply["details"]["retryAfterS"] <= 60
+        assert await closed_code(peer) == 4429
+
+
+async def test_rotated_token_applies_to_new_connections(sqlite_gateway: RunningGateway) -> None:
+    old = await sqlite_gateway.client()
+    new_token = rotate_token(sqlite_gateway.data_dir / "gateway.token")
+    with pytest.raises(GatewayError):
+        await GatewayClient(sqlite_gateway.url, sqlite_gateway.token).connect()
+    fresh = GatewayClient(sqlite_gateway.url, new_token)
+    await fresh.connect()
+    await fresh.close()
+    # The connection opened before the rotation keeps working.
+    assert isinstance(await old.request(Ping(id="p"), Pong), Pong)
