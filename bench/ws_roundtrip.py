@@ -113,8 +113,11 @@ class Server:
         return float(times.user + times.system)
 
 
-def _spawn(name: str, args: list[str], workdir: Path) -> Server:
-    """Start a server with its output in a file: a pipe nobody reads could block it."""
+def _spawn(name: str, args: list[str], workdir: Path, started: list[Server]) -> Server:
+    """Start a server with its output in a file: a pipe nobody reads could block it.
+
+    The server joins `started` before anything can fail, so the caller always stops it.
+    """
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -124,25 +127,26 @@ def _spawn(name: str, args: list[str], workdir: Path) -> Server:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-    return Server(name, process, log_path)
+    server = Server(name, process, log_path)
+    started.append(server)
+    return server
 
 
-def start_echo(workdir: Path) -> Server:
+def start_echo(workdir: Path, started: list[Server]) -> Server:
     port_file = workdir / "echo.json"
-    server = _spawn(
-        "echo", [str(Path(__file__).resolve()), "--serve-echo", str(port_file)], workdir
-    )
+    args = [str(Path(__file__).resolve()), "--serve-echo", str(port_file)]
+    server = _spawn("echo", args, workdir, started)
     data = json.loads(_wait_for_file(server, port_file))
     server.url = f"ws://{HOST}:{int(data['port'])}/ws"
     server.token = "echo-does-not-check-it"
     return server
 
 
-def start_gateway(workdir: Path) -> Server:
+def start_gateway(workdir: Path, started: list[Server]) -> Server:
     """`python -m hearth serve --port 0`, as a person would run it; the URL from runtime.json."""
     data_dir = workdir / "gateway-data"
     args = ["-m", "hearth", "serve", "--data-dir", str(data_dir), "--port", "0"]
-    server = _spawn("gateway", args, workdir)
+    server = _spawn("gateway", args, workdir, started)
     runtime = json.loads(_wait_for_file(server, data_dir / "runtime.json"))
     server.url = f"ws://{HOST}:{int(runtime['port'])}/ws"
     server.token = (data_dir / "gateway.token").read_text(encoding="utf-8").strip()
@@ -183,9 +187,9 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
     """Both servers, started in order and always stopped, whatever happens in between."""
     started: list[Server] = []
     try:
-        started.append(start_echo(workdir))
-        started.append(start_gateway(workdir))
-        yield started
+        echo = start_echo(workdir, started)
+        gateway = start_gateway(workdir, started)
+        yield [echo, gateway]
     finally:
         for server in reversed(started):
             stop(server)
@@ -435,11 +439,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Turn SIGTERM into SystemExit so the `finally` that stops the servers still runs."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo is not None:
         asyncio.run(_serve_echo(args.serve_echo))
         return 0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp, servers(Path(tmp)) as both:
         echo, gateway = both
         try:
