@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -24,7 +24,7 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import core
+from hearth.gateway.handlers import approvals, core, workflows
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -33,8 +33,12 @@ from hearth.gateway.server import (
     url_for,
 )
 from hearth.gateway.state import GatewayState
+from hearth.models import ModelFactory
 from hearth.store import Database
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
+from hearth.tools import ToolRegistry, builtin_tools
+from hearth.workflows.catalog import WorkflowCatalog
+from hearth.workflows.engine import EngineConfig, WorkflowEngine
 
 log = logging.getLogger("hearth.app")
 
@@ -60,6 +64,25 @@ class Hearth:
         self.bus = LocalEventBus()
         ensure_token(settings.token_path)
         limits = settings.limits
+        node_id = settings.node_id or make_node_id()
+        self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+        self.models = ModelFactory(settings.models.default, settings.providers)
+        self.catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs])
+        self.workflows = WorkflowEngine(
+            db=self.db,
+            bus=self.bus,
+            catalog=self.catalog,
+            tools=self.tools,
+            models=self.models,
+            workspace=settings.workspace_dir,
+            config=EngineConfig(
+                node_id=node_id,
+                max_step_runs=settings.workflows.max_step_runs,
+                lease=timedelta(seconds=settings.workflows.lease_s),
+                recovery_interval_s=settings.workflows.recovery_interval_s,
+                exclusive=self.db.backend == "sqlite",
+            ),
+        )
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -68,11 +91,13 @@ class Hearth:
             limiter=FailureLimiter(
                 limits.auth_failures_per_minute, window_s=60.0, block_s=limits.auth_block_s
             ),
-            node_id=settings.node_id or make_node_id(),
+            node_id=node_id,
             version=__version__,
+            workflows=self.workflows,
         )
         self.router = Router()
-        self.router.include(core)
+        for module in (core, workflows, approvals):
+            self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
         self.nodes = NodeRepository(self.db)
@@ -98,6 +123,10 @@ class Hearth:
             )
         )
         self.fanout.start()
+        self.catalog.reload()
+        if self.settings.workflows.watch:
+            self.catalog.start_watching()
+        await self.workflows.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
 
     async def _node_heartbeat(self) -> None:
@@ -112,6 +141,9 @@ class Hearth:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.workflows.stop()
+        await self.catalog.stop()
+        await self.models.aclose()
         await self.fanout.stop()
         self.bus.close()
         with contextlib.suppress(Exception):

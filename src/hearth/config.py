@@ -52,6 +52,45 @@ class GatewayLimits(Section):
     auth_block_s: float = Field(default=300.0, gt=0)
 
 
+class ShellToolSettings(Section):
+    enabled: bool = False
+
+
+class ToolsSettings(Section):
+    """Built-in tools. The shell tool is off unless a person turns it on."""
+
+    shell: ShellToolSettings = Field(default_factory=ShellToolSettings)
+    approval_timeout_s: float = Field(default=300.0, gt=0)
+
+
+class WorkflowSettings(Section):
+    """The workflow engine."""
+
+    max_step_runs: int = Field(default=1000, ge=1, description="Loop guard per execution.")
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a node owns a running execution without renewing; after that "
+        "another node (sharing PostgreSQL) resumes it.",
+    )
+    recovery_interval_s: float = Field(default=5.0, gt=0)
+    watch: bool = Field(default=True, description="Reload workflow files when they change.")
+
+
+class ProviderSettings(Section):
+    """A model provider. Keys come from the environment variable named by `api_key_env`."""
+
+    kind: Literal["openai", "anthropic"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    structured_output: Literal["auto", "tool", "native", "prompted"] = "auto"
+
+
+class ModelsSettings(Section):
+    default: str | None = Field(default=None, description='"provider:model", e.g. "openai:gpt-4o".')
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
@@ -80,8 +119,16 @@ class Settings(BaseSettings):
     node_id: str | None = Field(
         default=None, description="Names this process among several sharing one database."
     )
+    timezone: str | None = Field(default=None, description="IANA zone; default the host's.")
+    workflow_dirs: list[Path] = Field(
+        default_factory=list, description="Extra directories of workflow YAML files."
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: GatewayLimits = Field(default_factory=GatewayLimits)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.store import Database
+from hearth.workflows.engine import WorkflowEngine
 
 
 @dataclass
@@ -21,6 +22,7 @@ class GatewayState:
     limiter: FailureLimiter
     node_id: str
     version: str
+    workflows: WorkflowEngine
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 

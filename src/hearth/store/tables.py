@@ -55,3 +55,92 @@ gateway_nodes = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("seen_at", UtcDateTime(), nullable=False),
 )
+
+
+#: Every workflow definition an execution ever started from, by content hash. Executions pin
+#: (workflow_id, content_hash), so editing the YAML file never changes a running execution.
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("workflow_id", sa.String(128), primary_key=True),
+    sa.Column("content_hash", sa.String(64), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+#: One row per execution. `owner_node` + `lease_expires_at` say which gateway process drives a
+#: running execution; paused and finished ones have no owner.
+workflow_executions = sa.Table(
+    "workflow_executions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(128), nullable=False, index=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("triggered_by", sa.String(16), nullable=False),
+    sa.Column("input", sa.JSON, nullable=False),
+    sa.Column("current_step_id", sa.String(64)),
+    sa.Column("visit_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("step_count", sa.Integer, nullable=False, default=0),
+    sa.Column("waiting_for", sa.String(16)),
+    sa.Column("wake_at", UtcDateTime(), index=True),
+    sa.Column("error", sa.Text),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("scheduled_for", UtcDateTime()),
+    sa.Column("owner_node", sa.String(64)),
+    sa.Column("lease_expires_at", UtcDateTime()),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime()),
+    sa.ForeignKeyConstraint(
+        ["workflow_id", "content_hash"], ["workflows.workflow_id", "workflows.content_hash"]
+    ),
+)
+
+#: Append-only journal: one row per finished step attempt. A step that started but never
+#: committed its row runs again after a crash (at-least-once); `seq` is the step run number.
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=False),
+)
+
+#: Things waiting for a person: workflow approval gates and (later) tool calls. The first
+#: answer wins through a conditional UPDATE on `status = 'pending'`.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("execution_id", sa.String(36), index=True),
+    sa.Column("step_id", sa.String(64)),
+    sa.Column("visit_seq", sa.Integer),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("tool_call_id", sa.String(128)),
+    sa.Column("tool_name", sa.String(128)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("risk", sa.String(16)),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("resolved_at", UtcDateTime()),
+    sa.Column("resolved_by", sa.String(128)),
+    sa.Column("comment", sa.Text),
+    sa.UniqueConstraint("execution_id", "visit_seq", name="uq_approvals_execution_visit"),
+)

@@ -1,0 +1,341 @@
+"""`hearth workflow …` and `hearth approvals`: workflows from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.table import Table
+
+from hearth.cli.common import DataDirOption, console, err_console, fail, run, with_client
+from hearth.client import GatewayClient
+from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
+from hearth.protocol.messages.workflows import (
+    ExecutionDetail,
+    WorkflowApproval,
+    WorkflowApprovalRequest,
+    WorkflowApprovalResolved,
+    WorkflowCancel,
+    WorkflowCancelled,
+    WorkflowExecutionGet,
+    WorkflowExecutionList,
+    WorkflowExecutionListResult,
+    WorkflowExecutionResult,
+    WorkflowList,
+    WorkflowListResult,
+    WorkflowStatus,
+    WorkflowTrigger,
+    WorkflowTriggered,
+)
+from hearth.workflows.loader import load_workflow_file
+
+app = typer.Typer(help="Run and inspect workflows.", no_args_is_help=True)
+
+TERMINAL = {"completed", "failed", "cancelled"}
+STATUS_STYLE = {
+    "completed": "green",
+    "success": "green",
+    "failed": "red",
+    "failure": "red",
+    "cancelled": "yellow",
+    "paused": "cyan",
+    "running": "blue",
+    "skipped": "dim",
+}
+
+
+def _styled(status: str) -> str:
+    style = STATUS_STYLE.get(status, "")
+    return f"[{style}]{status}[/]" if style else status
+
+
+def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+    """`k=v` pairs; a value that parses as JSON (5, true, [1]) keeps its type, else a string."""
+    values: dict[str, Any] = {}
+    if as_json:
+        try:
+            loaded = json.loads(as_json)
+        except ValueError as exc:
+            fail(f"--input-json is not valid JSON: {exc}", 2)
+        if not isinstance(loaded, dict):
+            fail("--input-json must be a JSON object", 2)
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            fail(f"--input {pair!r} is not of the form NAME=VALUE", 2)
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    return values
+
+
+@app.command("list")
+def list_workflows(data_dir: DataDirOption = None) -> None:
+    """List the workflows the gateway knows, valid or not."""
+
+    async def ask(client: GatewayClient) -> WorkflowListResult:
+        return await client.request(WorkflowList(id=client.next_id()), WorkflowListResult)
+
+    result = run(with_client(data_dir, ask))
+    if not result.workflows:
+        console.print("no workflows yet: put *.yaml files in the data directory's workflows/")
+        return
+    table = Table("id", "name", "inputs", "status")
+    for item in result.workflows:
+        inputs = ", ".join(
+            f"{k}{'*' if v.required else ''}" for k, v in (item.inputs or {}).items()
+        )
+        state = "[green]valid[/]" if item.valid else f"[red]invalid[/]: {item.error}"
+        table.add_row(item.id, item.name, inputs, state)
+    console.print(table)
+
+
+@app.command("validate")
+def validate(file: Path) -> None:
+    """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad."""
+    loaded = load_workflow_file(file)
+    if loaded.valid and loaded.definition is not None:
+        console.print(f"{file}: valid ({len(loaded.definition.steps)} steps)", highlight=False)
+        return
+    err_console.print(loaded.error, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command("run")
+def run_workflow(
+    workflow_id: str,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
+    ] = None,
+    input_json: Annotated[
+        str | None, typer.Option("--input-json", help="All inputs as one JSON object.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow the execution until it finishes.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Start a workflow. With --wait, show each step and ask at approval gates."""
+    values = parse_inputs(inputs or [], input_json)
+
+    async def go(client: GatewayClient) -> str:
+        reply = await client.request(
+            WorkflowTrigger(id=client.next_id(), workflow_id=workflow_id, input=values or None),
+            WorkflowTriggered,
+        )
+        console.print(f"started execution {reply.execution_id}", highlight=False)
+        if not wait:
+            return "running"
+        return await follow(client, reply.execution_id)
+
+    status = run(with_client(data_dir, go))
+    if status in {"failed", "cancelled"}:
+        raise typer.Exit(1)
+
+
+async def follow(client: GatewayClient, execution_id: str) -> str:
+    """Print step progress until the execution ends; answer gates on a terminal."""
+    current = await client.request(
+        WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
+        WorkflowExecutionResult,
+    )
+    if current.execution.status in TERMINAL:
+        _print_detail(current.execution)
+        return current.execution.status
+    async for event in client.events():
+        if isinstance(event, WorkflowStatus) and event.execution_id == execution_id:
+            for step in event.step_results or []:
+                extra = f" — {step.error}" if step.error else ""
+                console.print(f"  {step.step_id}: {_styled(step.status)}{extra}")
+            if event.status in TERMINAL:
+                suffix = f": {event.error}" if event.error else ""
+                console.print(f"execution {_styled(event.status)}{suffix}")
+                return event.status
+            if event.waiting_for == "timer":
+                console.print(f"  {event.current_step_id}: waiting")
+        if isinstance(event, WorkflowApprovalRequest) and event.execution_id == execution_id:
+            await _ask(client, event)
+    return "unknown"
+
+
+async def _ask(client: GatewayClient, event: WorkflowApprovalRequest) -> None:
+    console.print(f"  [cyan]approval needed[/] at {event.step_id}: {event.prompt}")
+    if event.args:
+        console.print_json(json.dumps(event.args))
+    if not sys.stdin.isatty():
+        console.print(
+            f"  answer from any client: hearth workflow approve {event.execution_id} "
+            f"{event.step_id} (or deny)",
+            highlight=False,
+        )
+        return
+    approved = typer.confirm("  approve?", default=False)
+    await client.request(
+        WorkflowApproval(
+            id=client.next_id(),
+            execution_id=event.execution_id,
+            step_id=event.step_id,
+            approved=approved,
+        ),
+        WorkflowApprovalResolved,
+    )
+
+
+def _print_detail(execution: ExecutionDetail) -> None:
+    console.print(
+        f"execution {execution.id}  workflow {execution.workflow_id}  "
+        f"{_styled(execution.status)}"
+        + (f" (waiting for {execution.waiting_for})" if execution.waiting_for else ""),
+        highlight=False,
+    )
+    if execution.error:
+        console.print(f"error: {execution.error}", highlight=False)
+    table = Table("#", "step", "try", "status", "output / error", "finished")
+    for step in execution.steps:
+        shown = step.error or (json.dumps(step.output)[:80] if step.output is not None else "")
+        finished = step.finished_at.strftime("%H:%M:%S") if step.finished_at else ""
+        table.add_row(
+            str(step.seq), step.step_id, str(step.attempt), _styled(step.status), shown, finished
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(execution_id: str, data_dir: DataDirOption = None) -> None:
+    """Show one execution with every step run."""
+
+    async def ask(client: GatewayClient) -> WorkflowExecutionResult:
+        return await client.request(
+            WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
+            WorkflowExecutionResult,
+        )
+
+    _print_detail(run(with_client(data_dir, ask)).execution)
+
+
+def _answer(
+    execution_id: str, step_id: str, approved: bool, comment: str | None, data_dir: Path | None
+) -> None:
+    async def send(client: GatewayClient) -> WorkflowApprovalResolved:
+        return await client.request(
+            WorkflowApproval(
+                id=client.next_id(),
+                execution_id=execution_id,
+                step_id=step_id,
+                approved=approved,
+                comment=comment,
+            ),
+            WorkflowApprovalResolved,
+        )
+
+    run(with_client(data_dir, send))
+    console.print(f"{'approved' if approved else 'denied'} {step_id} of {execution_id}")
+
+
+@app.command("approve")
+def approve(
+    execution_id: str,
+    step_id: str,
+    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Approve a gated step (the first answer from any client wins)."""
+    _answer(execution_id, step_id, True, comment, data_dir)
+
+
+@app.command("deny")
+def deny(
+    execution_id: str,
+    step_id: str,
+    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Deny a gated step; the execution is cancelled with your reason."""
+    _answer(execution_id, step_id, False, comment, data_dir)
+
+
+@app.command("cancel")
+def cancel(execution_id: str, data_dir: DataDirOption = None) -> None:
+    """Stop a running or paused execution (a running step is interrupted)."""
+
+    async def send(client: GatewayClient) -> WorkflowCancelled:
+        return await client.request(
+            WorkflowCancel(id=client.next_id(), execution_id=execution_id), WorkflowCancelled
+        )
+
+    reply = run(with_client(data_dir, send))
+    console.print(f"execution {reply.execution_id}: {_styled(reply.status)}")
+
+
+@app.command("history")
+def history(
+    workflow_id: Annotated[str | None, typer.Argument(help="Only this workflow.")] = None,
+    status: Annotated[
+        Literal["running", "paused", "completed", "failed", "cancelled"] | None,
+        typer.Option(help="Only this status."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Recent executions, newest first."""
+
+    async def ask(client: GatewayClient) -> WorkflowExecutionListResult:
+        return await client.request(
+            WorkflowExecutionList(
+                id=client.next_id(),
+                workflow_id=workflow_id,
+                status=status,
+                limit=limit,
+            ),
+            WorkflowExecutionListResult,
+        )
+
+    result = run(with_client(data_dir, ask))
+    table = Table("execution", "workflow", "status", "step", "trigger", "started")
+    for item in result.executions:
+        table.add_row(
+            item.id,
+            item.workflow_id,
+            _styled(item.status),
+            item.current_step_id or "",
+            item.triggered_by,
+            item.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+def approvals(data_dir: DataDirOption = None) -> None:
+    """List everything waiting for a person's approval."""
+
+    async def ask(client: GatewayClient) -> ApprovalListResult:
+        return await client.request(ApprovalList(id=client.next_id()), ApprovalListResult)
+
+    result = run(with_client(data_dir, ask))
+    if not result.approvals:
+        console.print("nothing is waiting for approval")
+        return
+    table = Table("kind", "what", "where", "asked", "answer with")
+    for item in result.approvals:
+        where = (
+            f"{item.workflow_id} / {item.step_id}"
+            if item.kind == "workflow"
+            else (item.tool_name or "")
+        )
+        answer = (
+            f"hearth workflow approve {item.execution_id} {item.step_id}"
+            if item.kind == "workflow"
+            else ""
+        )
+        table.add_row(
+            item.kind,
+            item.title,
+            where,
+            item.requested_at.astimezone().strftime("%H:%M:%S"),
+            answer,
+        )
+    console.print(table)

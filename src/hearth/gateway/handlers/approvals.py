@@ -1,0 +1,36 @@
+"""approval.list: everything waiting for a person, from any feature."""
+
+from __future__ import annotations
+
+from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult, PendingApproval
+
+
+@handles(ApprovalList)
+async def list_pending(message: ApprovalList, ctx: HandlerContext) -> ApprovalListResult:
+    engine = ctx.state.workflows
+    pending = await engine.pending_approvals()
+    items: list[PendingApproval] = []
+    for record in pending:
+        workflow_id = None
+        if record.execution_id:
+            execution = await engine.executions.get(record.execution_id)
+            workflow_id = execution.workflow_id if execution else None
+        items.append(
+            PendingApproval(
+                approval_id=record.id,
+                kind="workflow" if record.kind == "workflow" else "tool",
+                title=record.title,
+                args=record.args,
+                requested_at=record.requested_at,
+                expires_at=record.expires_at,
+                execution_id=record.execution_id,
+                workflow_id=workflow_id,
+                step_id=record.step_id,
+                session_id=record.session_id,
+                tool_call_id=record.tool_call_id,
+                tool_name=record.tool_name,
+                risk=record.risk,
+            )
+        )
+    return ApprovalListResult(id=message.id, approvals=items)

@@ -1,0 +1,197 @@
+"""workflow.* requests: trigger, approve, list, inspect, cancel, reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.protocol import ErrorCode, ProtocolError
+from hearth.protocol.messages.workflows import (
+    ExecutionDetail,
+    ExecutionSummary,
+    StepRun,
+    WorkflowApproval,
+    WorkflowApprovalResolved,
+    WorkflowCancel,
+    WorkflowCancelled,
+    WorkflowExecutionGet,
+    WorkflowExecutionList,
+    WorkflowExecutionListResult,
+    WorkflowExecutionResult,
+    WorkflowInfo,
+    WorkflowInput,
+    WorkflowList,
+    WorkflowListResult,
+    WorkflowReload,
+    WorkflowTrigger,
+    WorkflowTriggered,
+)
+from hearth.store.records import ExecutionRecord
+from hearth.workflows.errors import (
+    ExecutionNotFoundError,
+    InvalidInputError,
+    NoPendingApprovalError,
+    WorkflowInvalidError,
+    WorkflowNotFoundError,
+)
+from hearth.workflows.loader import LoadedWorkflow
+
+
+def _info(item: LoadedWorkflow) -> WorkflowInfo:
+    definition = item.definition
+    inputs = (
+        {
+            name: WorkflowInput(
+                type=spec.type,
+                default=spec.default,
+                required=spec.required,
+                description=spec.description,
+            )
+            for name, spec in definition.inputs.items()
+        }
+        if definition is not None and definition.inputs
+        else None
+    )
+    return WorkflowInfo(
+        id=item.id,
+        name=definition.name if definition else item.id,
+        description=definition.description if definition else None,
+        definition_path=str(item.path),
+        valid=item.valid,
+        error=item.error,
+        inputs=inputs,
+    )
+
+
+def summary(record: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "workflow_id": record.workflow_id,
+        "status": record.status,
+        "current_step_id": record.current_step_id,
+        "started_at": record.started_at,
+        "completed_at": record.completed_at,
+        "triggered_by": record.triggered_by,
+        "waiting_for": record.waiting_for,
+        "error": record.error,
+    }
+
+
+def _errors(exc: Exception) -> ProtocolError:
+    if isinstance(exc, WorkflowNotFoundError):
+        return ProtocolError(ErrorCode.WORKFLOW_NOT_FOUND, str(exc))
+    if isinstance(exc, WorkflowInvalidError):
+        return ProtocolError(ErrorCode.WORKFLOW_INVALID, str(exc))
+    if isinstance(exc, InvalidInputError):
+        return ProtocolError(ErrorCode.INVALID_INPUT, str(exc), {"field": exc.field})
+    if isinstance(exc, ExecutionNotFoundError):
+        return ProtocolError(ErrorCode.EXECUTION_NOT_FOUND, str(exc))
+    if isinstance(exc, NoPendingApprovalError):
+        return ProtocolError(ErrorCode.NO_PENDING_APPROVAL, str(exc))
+    raise exc
+
+
+SERVICE_ERRORS = (
+    WorkflowNotFoundError,
+    WorkflowInvalidError,
+    InvalidInputError,
+    ExecutionNotFoundError,
+    NoPendingApprovalError,
+)
+
+
+@handles(WorkflowTrigger)
+async def trigger(message: WorkflowTrigger, ctx: HandlerContext) -> WorkflowTriggered:
+    try:
+        record = await ctx.state.workflows.trigger(message.workflow_id, message.input)
+    except SERVICE_ERRORS as exc:
+        raise _errors(exc) from None
+    return WorkflowTriggered(id=message.id, execution_id=record.id, workflow_id=record.workflow_id)
+
+
+@handles(WorkflowApproval)
+async def approval(message: WorkflowApproval, ctx: HandlerContext) -> WorkflowApprovalResolved:
+    client = ctx.connection.client
+    by = f"{client.name} ({ctx.connection.id})" if client else ctx.connection.id
+    try:
+        await ctx.state.workflows.approve(
+            message.execution_id,
+            message.step_id,
+            message.approved,
+            by=by,
+            comment=message.comment,
+        )
+    except SERVICE_ERRORS as exc:
+        raise _errors(exc) from None
+    return WorkflowApprovalResolved(
+        id=message.id,
+        execution_id=message.execution_id,
+        step_id=message.step_id,
+        approved=message.approved,
+    )
+
+
+@handles(WorkflowList)
+async def list_workflows(message: WorkflowList, ctx: HandlerContext) -> WorkflowListResult:
+    items = ctx.state.workflows.catalog.all()
+    return WorkflowListResult(id=message.id, workflows=[_info(i) for i in items])
+
+
+@handles(WorkflowReload)
+async def reload(message: WorkflowReload, ctx: HandlerContext) -> WorkflowListResult:
+    items = ctx.state.workflows.catalog.reload()
+    return WorkflowListResult(id=message.id, workflows=[_info(i) for i in items])
+
+
+@handles(WorkflowExecutionList)
+async def list_executions(
+    message: WorkflowExecutionList, ctx: HandlerContext
+) -> WorkflowExecutionListResult:
+    records = await ctx.state.workflows.list_executions(
+        workflow_id=message.workflow_id, status=message.status, limit=message.limit
+    )
+    return WorkflowExecutionListResult(
+        id=message.id, executions=[ExecutionSummary(**summary(r)) for r in records]
+    )
+
+
+@handles(WorkflowExecutionGet)
+async def get_execution(
+    message: WorkflowExecutionGet, ctx: HandlerContext
+) -> WorkflowExecutionResult:
+    try:
+        record, runs = await ctx.state.workflows.get(message.execution_id)
+    except SERVICE_ERRORS as exc:
+        raise _errors(exc) from None
+    detail = ExecutionDetail(
+        **summary(record),
+        input=record.input,
+        scheduled_for=record.scheduled_for,
+        steps=[
+            StepRun(
+                seq=run.seq,
+                step_id=run.step_id,
+                attempt=run.attempt,
+                status=run.status,
+                output=run.output,
+                error=run.error,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+            )
+            for run in runs
+        ],
+    )
+    return WorkflowExecutionResult(id=message.id, execution=detail)
+
+
+@handles(WorkflowCancel)
+async def cancel(message: WorkflowCancel, ctx: HandlerContext) -> WorkflowCancelled:
+    try:
+        record = await ctx.state.workflows.cancel(message.execution_id)
+    except SERVICE_ERRORS as exc:
+        raise _errors(exc) from None
+    return WorkflowCancelled(
+        id=message.id,
+        execution_id=record.id,
+        status=record.status,
+    )

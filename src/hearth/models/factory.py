@@ -1,0 +1,134 @@
+"""Turning "provider:model" strings into pydantic-ai models.
+
+Built-in prefixes: `openai:` and `anthropic:` read their standard key variables
+(OPENAI_API_KEY, ANTHROPIC_API_KEY); `ollama:` is OpenAI-compatible on localhost:11434 with no
+key. `[providers.NAME]` in config.toml adds OpenAI-compatible (or Anthropic) endpoints; their key,
+if any, comes from the environment variable the provider names, never from the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic_ai.models import Model
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from hearth.config import ProviderSettings
+
+OLLAMA_URL = "http://localhost:11434/v1"
+HOW_TO_CONFIGURE = (
+    'set `[models] default = "openai:gpt-4o-mini"` in config.toml (with OPENAI_API_KEY in the '
+    'environment), or "ollama:llama3.2" for a local Ollama, or add '
+    '`[providers.NAME] kind = "openai", base_url = "http://HOST:PORT/v1"` and use "NAME:MODEL"'
+)
+
+StructuredMode = Literal["auto", "tool", "native", "prompted"]
+
+
+class ModelNotConfiguredError(Exception):
+    """No usable model: the message says how to configure one."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str
+    model: Model
+    structured_output: StructuredMode
+
+
+class ModelFactory:
+    def __init__(
+        self,
+        default: str | None,
+        providers: Mapping[str, ProviderSettings],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.default = default
+        self.providers = dict(providers)
+        self._environ = environ if environ is not None else os.environ
+        self._cache: dict[str, ResolvedModel] = {}
+
+    def resolve(self, name: str | None = None) -> ResolvedModel:
+        """The model for `name` (default: `[models] default`), built once and then reused.
+
+        Reuse matters: each provider owns an HTTP client with open connections.
+        """
+        wanted = name or self.default
+        if wanted and wanted in self._cache:
+            return self._cache[wanted]
+        resolved = self._build(wanted)
+        self._cache[resolved.name] = resolved
+        return resolved
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients of every model built so far."""
+        cached, self._cache = list(self._cache.values()), {}
+        for resolved in cached:
+            client = getattr(resolved.model, "client", None)
+            close = getattr(client, "close", None)
+            if close is not None:
+                await close()
+
+    def _build(self, wanted: str | None) -> ResolvedModel:
+        if not wanted:
+            raise ModelNotConfiguredError(f"no model is configured: {HOW_TO_CONFIGURE}")
+        prefix, sep, model_name = wanted.partition(":")
+        if not sep or not model_name:
+            raise ModelNotConfiguredError(
+                f"model {wanted!r} is not of the form PROVIDER:MODEL; {HOW_TO_CONFIGURE}"
+            )
+        if prefix in self.providers:
+            return self._configured(wanted, self.providers[prefix], model_name)
+        if prefix == "openai":
+            key = self._environ.get("OPENAI_API_KEY")
+            if not key:
+                raise ModelNotConfiguredError(
+                    f"model {wanted!r} needs OPENAI_API_KEY in the environment (or `hearth keys "
+                    "set openai`)"
+                )
+            return ResolvedModel(
+                wanted, OpenAIChatModel(model_name, provider=OpenAIProvider(api_key=key)), "auto"
+            )
+        if prefix == "anthropic":
+            key = self._environ.get("ANTHROPIC_API_KEY")
+            if not key:
+                raise ModelNotConfiguredError(
+                    f"model {wanted!r} needs ANTHROPIC_API_KEY in the environment"
+                )
+            return ResolvedModel(
+                wanted, AnthropicModel(model_name, provider=AnthropicProvider(api_key=key)), "auto"
+            )
+        if prefix == "ollama":
+            provider = OpenAIProvider(base_url=OLLAMA_URL, api_key="ollama")
+            return ResolvedModel(wanted, OpenAIChatModel(model_name, provider=provider), "auto")
+        known = ", ".join(sorted({"openai", "anthropic", "ollama", *self.providers}))
+        raise ModelNotConfiguredError(
+            f"unknown provider {prefix!r} in model {wanted!r} (known: {known}); {HOW_TO_CONFIGURE}"
+        )
+
+    def _configured(
+        self, wanted: str, settings: ProviderSettings, model_name: str
+    ) -> ResolvedModel:
+        key: str | None = None
+        if settings.api_key_env:
+            key = self._environ.get(settings.api_key_env)
+            if not key:
+                raise ModelNotConfiguredError(
+                    f"model {wanted!r} needs the environment variable {settings.api_key_env}"
+                )
+        if settings.kind == "anthropic":
+            anthropic = AnthropicProvider(api_key=key, base_url=settings.base_url)
+            return ResolvedModel(
+                wanted, AnthropicModel(model_name, provider=anthropic), settings.structured_output
+            )
+        # OpenAI-compatible servers that take no key still need a non-empty string.
+        provider = OpenAIProvider(base_url=settings.base_url, api_key=key or "not-needed")
+        return ResolvedModel(
+            wanted, OpenAIChatModel(model_name, provider=provider), settings.structured_output
+        )

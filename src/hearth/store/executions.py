@@ -1,0 +1,240 @@
+"""SQL for workflow executions and their step journal.
+
+Every write that drives an execution forward is fenced: it only applies while the row is still
+`running` and owned by the writing node. A node that lost its lease (it paused too long, or was
+presumed dead) finds its write refused and stops, instead of racing the node that took over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hearth.store.database import Database
+from hearth.store.records import ExecutionRecord, StepRunRecord
+from hearth.store.tables import step_runs, workflow_executions, workflows
+
+RUNNING = "running"
+PAUSED = "paused"
+
+ex = workflow_executions.c
+
+
+def _execution(row: sa.Row[Any]) -> ExecutionRecord:
+    return ExecutionRecord(**row._mapping)
+
+
+def _step(row: sa.Row[Any]) -> StepRunRecord:
+    return StepRunRecord(**row._mapping)
+
+
+class ExecutionRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- definitions ------------------------------------------------------------------------
+
+    async def pin_definition(
+        self,
+        conn: AsyncConnection,
+        workflow_id: str,
+        content_hash: str,
+        source: str,
+        path: str,
+        now: datetime,
+    ) -> None:
+        """Store the exact source an execution starts from (once per content hash)."""
+        exists = (
+            await conn.execute(
+                sa.select(sa.literal(1)).where(
+                    workflows.c.workflow_id == workflow_id, workflows.c.content_hash == content_hash
+                )
+            )
+        ).first()
+        if exists:
+            return
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    workflows.insert().values(
+                        workflow_id=workflow_id,
+                        content_hash=content_hash,
+                        source=source,
+                        path=path,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # another node pinned the same content a moment ago
+
+    async def definition_source(self, workflow_id: str, content_hash: str) -> str | None:
+        async with self.db.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.select(workflows.c.source).where(
+                        workflows.c.workflow_id == workflow_id,
+                        workflows.c.content_hash == content_hash,
+                    )
+                )
+            ).scalar()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(
+        self, execution_id: str, conn: AsyncConnection | None = None
+    ) -> ExecutionRecord | None:
+        query = workflow_executions.select().where(ex.id == execution_id)
+        if conn is not None:
+            row = (await conn.execute(query)).first()
+        else:
+            async with self.db.connect() as own:
+                row = (await own.execute(query)).first()
+        return _execution(row) if row else None
+
+    async def steps(self, execution_id: str) -> list[StepRunRecord]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                step_runs.select()
+                .where(step_runs.c.execution_id == execution_id)
+                .order_by(step_runs.c.seq)
+            )
+            return [_step(row) for row in rows]
+
+    async def recent(
+        self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        query = workflow_executions.select()
+        if workflow_id:
+            query = query.where(ex.workflow_id == workflow_id)
+        if status:
+            query = query.where(ex.status == status)
+        query = query.order_by(ex.started_at.desc(), ex.id).limit(limit)
+        async with self.db.connect() as conn:
+            return [_execution(row) for row in await conn.execute(query)]
+
+    async def ids_where(self, *conditions: sa.ColumnElement[bool]) -> list[str]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(sa.select(ex.id).where(*conditions).order_by(ex.started_at))
+            return [row[0] for row in rows]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def insert(self, conn: AsyncConnection, record: ExecutionRecord) -> None:
+        await conn.execute(workflow_executions.insert().values(**record.__dict__))
+
+    async def update_owned(
+        self, conn: AsyncConnection, execution_id: str, node: str, values: dict[str, Any]
+    ) -> bool:
+        """Apply `values` only while this node owns the running execution."""
+        result = await conn.execute(
+            workflow_executions.update()
+            .where(ex.id == execution_id, ex.owner_node == node, ex.status == RUNNING)
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+    async def append_step(self, conn: AsyncConnection, record: StepRunRecord) -> None:
+        await conn.execute(step_runs.insert().values(**record.__dict__))
+
+    async def claim_running(
+        self, execution_id: str, node: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Take over a running execution whose owner is gone (no owner or lease expired)."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                workflow_executions.update()
+                .where(
+                    ex.id == execution_id,
+                    ex.status == RUNNING,
+                    sa.or_(
+                        ex.owner_node.is_(None),
+                        ex.owner_node == node,
+                        ex.lease_expires_at < now,
+                    ),
+                )
+                .values(owner_node=node, lease_expires_at=lease_until, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    async def resume_paused(
+        self,
+        conn: AsyncConnection,
+        execution_id: str,
+        node: str,
+        waiting_for: str,
+        now: datetime,
+        lease_until: datetime,
+        extra: Sequence[sa.ColumnElement[bool]] = (),
+    ) -> bool:
+        """Paused → running, owned by `node`; False if it was not paused on `waiting_for`."""
+        result = await conn.execute(
+            workflow_executions.update()
+            .where(
+                ex.id == execution_id, ex.status == PAUSED, ex.waiting_for == waiting_for, *extra
+            )
+            .values(
+                status=RUNNING,
+                waiting_for=None,
+                owner_node=node,
+                lease_expires_at=lease_until,
+                updated_at=now,
+            )
+        )
+        return result.rowcount == 1
+
+    async def finish_paused(
+        self,
+        conn: AsyncConnection,
+        execution_id: str,
+        status: str,
+        error: str | None,
+        now: datetime,
+    ) -> bool:
+        """Paused → a final status (cancel or denial)."""
+        result = await conn.execute(
+            workflow_executions.update()
+            .where(ex.id == execution_id, ex.status == PAUSED)
+            .values(
+                status=status,
+                error=error,
+                waiting_for=None,
+                owner_node=None,
+                lease_expires_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
+        )
+        return result.rowcount == 1
+
+    async def request_cancel(self, execution_id: str, now: datetime) -> bool:
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                workflow_executions.update()
+                .where(ex.id == execution_id, ex.status == RUNNING)
+                .values(cancel_requested=True, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    async def renew_leases(
+        self, node: str, ids: Sequence[str], lease_until: datetime
+    ) -> dict[str, bool]:
+        """Extend this node's leases; returns {id: cancel_requested} for the ones still held."""
+        if not ids:
+            return {}
+        async with self.db.begin() as conn:
+            await conn.execute(
+                workflow_executions.update()
+                .where(ex.id.in_(ids), ex.owner_node == node, ex.status == RUNNING)
+                .values(lease_expires_at=lease_until)
+            )
+            rows = await conn.execute(
+                sa.select(ex.id, ex.cancel_requested).where(
+                    ex.id.in_(ids), ex.owner_node == node, ex.status == RUNNING
+                )
+            )
+            return {row[0]: bool(row[1]) for row in rows}

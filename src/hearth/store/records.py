@@ -1,0 +1,65 @@
+"""Plain records read from the workflow tables (frozen: a snapshot, never a live row)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: str
+    workflow_id: str
+    content_hash: str
+    status: str
+    triggered_by: str
+    input: dict[str, Any]
+    current_step_id: str | None
+    visit_seq: int
+    attempt: int
+    step_count: int
+    waiting_for: str | None
+    wake_at: datetime | None
+    error: str | None
+    cancel_requested: bool
+    scheduled_for: datetime | None
+    owner_node: str | None
+    lease_expires_at: datetime | None
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    execution_id: str
+    seq: int
+    step_id: str
+    attempt: int
+    status: str
+    output: Any
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    id: str
+    kind: str
+    status: str
+    execution_id: str | None
+    step_id: str | None
+    visit_seq: int | None
+    session_id: str | None
+    tool_call_id: str | None
+    tool_name: str | None
+    title: str
+    args: Any
+    risk: str | None
+    requested_at: datetime
+    expires_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    comment: str | None

@@ -1,0 +1,911 @@
+"""The durable workflow engine.
+
+State lives in the database, not in Python objects: an execution row says where it is
+(`current_step_id`, `visit_seq`, `attempt`) and the append-only `step_runs` journal says what
+happened. A runner task drives one execution; every transition is one transaction, committed
+before it is announced on the bus. A runner only writes while its node owns the execution
+(a renewable lease), so with several gateways on one PostgreSQL an execution whose node died
+is resumed by another node once the lease runs out.
+
+Pauses (approval gates, waits) release ownership; resuming is a conditional UPDATE, so the first
+approval (or the first node to notice a due timer) wins and the step runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from hearth.events import DomainEvent, EventBus
+from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
+from hearth.store import Database
+from hearth.store.approvals import ApprovalRepository
+from hearth.store.executions import PAUSED, RUNNING, ExecutionRepository, ex
+from hearth.store.records import ApprovalRecord, ExecutionRecord, StepRunRecord
+from hearth.tools import ToolContext, ToolError, ToolRegistry
+from hearth.workflows.catalog import WorkflowCatalog
+from hearth.workflows.definition import StepDef, WorkflowDef
+from hearth.workflows.durations import parse_duration, parse_until
+from hearth.workflows.errors import (
+    ExecutionNotFoundError,
+    InvalidInputError,
+    NoPendingApprovalError,
+    StepFailedError,
+    WorkflowInvalidError,
+    WorkflowNotFoundError,
+)
+from hearth.workflows.expressions import ExpressionError, Expressions, expression_context
+from hearth.workflows.inputs import InputError, validate_input
+from hearth.workflows.loader import WorkflowFileError, parse_workflow_source
+
+log = logging.getLogger("hearth.workflows.engine")
+
+COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
+END = "end"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    node_id: str
+    max_step_runs: int = 1000
+    lease: timedelta = timedelta(seconds=30)
+    recovery_interval_s: float = 5.0
+    #: SQLite means one gateway process: running executions left by a crash are ours at once.
+    exclusive: bool = False
+
+
+class _LostOwnership(Exception):
+    """A fenced write found the execution no longer ours (cancelled, or taken over)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_safe(value: Any) -> Any:
+    """Tool and model outputs go into a JSON column and onto the wire."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class WorkflowEngine:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        catalog: WorkflowCatalog,
+        tools: ToolRegistry,
+        models: ModelFactory,
+        workspace: Path,
+        config: EngineConfig,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.catalog = catalog
+        self.tools = tools
+        self.models = models
+        self.workspace = workspace
+        self.config = config
+        self.node = config.node_id
+        self.executions = ExecutionRepository(db)
+        self.approvals = ApprovalRepository()
+        self.expressions = Expressions()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_wanted: set[str] = set()
+        self._definitions: dict[tuple[str, str], WorkflowDef] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.recover_once()
+        self._background = [
+            asyncio.create_task(self._recovery_loop(), name="workflow-recovery"),
+            asyncio.create_task(self._lease_loop(), name="workflow-leases"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop runners without finishing their executions: they resume on the next start."""
+        self._stopping = True
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        runners = list(self._tasks.values())
+        for task in runners:
+            task.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
+    def _lease_until(self, now: datetime) -> datetime:
+        return now + self.config.lease
+
+    def _spawn(self, execution_id: str) -> None:
+        if self._stopping or execution_id in self._tasks:
+            return
+        task = asyncio.create_task(self._drive(execution_id), name=f"workflow-{execution_id}")
+        self._tasks[execution_id] = task
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.recovery_interval_s)
+            try:
+                await self.recover_once()
+            except Exception:
+                log.exception("workflow recovery pass failed; retrying")
+
+    async def recover_once(self) -> None:
+        """Resume executions nobody drives: orphaned running ones and waits that are due."""
+        now = _now()
+        owner_gone = sa.or_(
+            ex.owner_node.is_(None), ex.owner_node == self.node, ex.lease_expires_at < now
+        )
+        condition = sa.true() if self.config.exclusive else owner_gone
+        for execution_id in await self.executions.ids_where(ex.status == RUNNING, condition):
+            if execution_id in self._tasks:
+                continue
+            claimed = (
+                await self.executions.claim_running(
+                    execution_id, self.node, now, self._lease_until(now)
+                )
+                if not self.config.exclusive
+                else await self._claim_exclusive(execution_id, now)
+            )
+            if claimed:
+                log.info("resuming execution %s", execution_id)
+                self._spawn(execution_id)
+        due = await self.executions.ids_where(
+            ex.status == PAUSED, ex.waiting_for == "timer", ex.wake_at <= now
+        )
+        for execution_id in due:
+            async with self.db.begin() as conn:
+                resumed = await self.executions.resume_paused(
+                    conn,
+                    execution_id,
+                    self.node,
+                    "timer",
+                    now,
+                    self._lease_until(now),
+                    extra=[ex.wake_at <= now],
+                )
+            if resumed:
+                await self._publish_fresh(execution_id)
+                self._spawn(execution_id)
+
+    async def _claim_exclusive(self, execution_id: str, now: datetime) -> bool:
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                sa.update(ex.id.table)
+                .where(ex.id == execution_id, ex.status == RUNNING)
+                .values(owner_node=self.node, lease_expires_at=self._lease_until(now))
+            )
+            return result.rowcount == 1
+
+    async def _lease_loop(self) -> None:
+        interval = max(self.config.lease.total_seconds() / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._tasks)
+            if not ids:
+                continue
+            try:
+                held = await self.executions.renew_leases(self.node, ids, self._lease_until(_now()))
+            except Exception:
+                log.exception("could not renew workflow leases")
+                continue
+            for execution_id in ids:
+                task = self._tasks.get(execution_id)
+                if task is None:
+                    continue
+                if execution_id not in held:
+                    log.warning("lost ownership of execution %s; stopping its runner", execution_id)
+                    task.cancel()
+                elif held[execution_id]:
+                    self._cancel_wanted.add(execution_id)
+                    task.cancel()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def trigger(
+        self,
+        workflow_id: str,
+        raw_input: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = "manual",
+        scheduled_for: datetime | None = None,
+    ) -> ExecutionRecord:
+        loaded = self.catalog.get(workflow_id)
+        if loaded is None:
+            known = ", ".join(w.id for w in self.catalog.all()) or "none"
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} (known: {known}); workflows are the *.yaml files "
+                f"in {', '.join(str(d) for d in self.catalog.directories)}"
+            )
+        if loaded.definition is None:
+            raise WorkflowInvalidError(f"workflow {workflow_id!r} does not load: {loaded.error}")
+        definition = loaded.definition
+        try:
+            values = validate_input(definition, raw_input)
+        except InputError as exc:
+            raise InvalidInputError(exc.field, str(exc)) from None
+        now = _now()
+        record = ExecutionRecord(
+            id=str(uuid.uuid4()),
+            workflow_id=workflow_id,
+            content_hash=loaded.content_hash,
+            status=RUNNING,
+            triggered_by=triggered_by,
+            input=_json_safe(values),
+            current_step_id=definition.steps[0].id,
+            visit_seq=1,
+            attempt=1,
+            step_count=0,
+            waiting_for=None,
+            wake_at=None,
+            error=None,
+            cancel_requested=False,
+            scheduled_for=scheduled_for,
+            owner_node=self.node,
+            lease_expires_at=self._lease_until(now),
+            started_at=now,
+            updated_at=now,
+            completed_at=None,
+        )
+        async with self.db.begin() as conn:
+            await self.executions.pin_definition(
+                conn, workflow_id, loaded.content_hash, loaded.source, str(loaded.path), now
+            )
+            await self.executions.insert(conn, record)
+        self._definitions[(workflow_id, loaded.content_hash)] = definition
+        self._publish(record, [])
+        self._spawn(record.id)
+        return record
+
+    async def approve(
+        self,
+        execution_id: str,
+        step_id: str,
+        approved: bool,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+    ) -> ApprovalRecord:
+        """Resolve the pending approval of a step; the first answer wins."""
+        now = _now()
+        async with self.db.begin() as conn:
+            record = await self.executions.get(execution_id, conn)
+            if record is None:
+                raise ExecutionNotFoundError(f"no execution {execution_id!r}")
+            approval = await self.approvals.pending_for_step(conn, execution_id, step_id)
+            if approval is None:
+                raise NoPendingApprovalError(
+                    f"nothing is waiting for approval at step {step_id!r} of execution "
+                    f"{execution_id} (already answered, or never asked)"
+                )
+            status = "approved" if approved else "denied"
+            if not await self.approvals.resolve(
+                conn, approval.id, status, by=by, comment=comment, now=now
+            ):
+                raise NoPendingApprovalError(f"step {step_id!r} was already answered")
+            if approved:
+                ok = await self.executions.resume_paused(
+                    conn, execution_id, self.node, "approval", now, self._lease_until(now)
+                )
+            else:
+                reason = f"step {step_id!r} was denied" + (f": {comment}" if comment else "")
+                ok = await self.executions.finish_paused(conn, execution_id, CANCELLED, reason, now)
+            if not ok:
+                raise NoPendingApprovalError(
+                    f"execution {execution_id} is no longer waiting (status {record.status})"
+                )
+        resolved = ApprovalRecord(
+            **{
+                **approval.__dict__,
+                "status": status,
+                "resolved_at": now,
+                "resolved_by": by,
+                "comment": comment,
+            }
+        )
+        await self._publish_fresh(execution_id)
+        if approved:
+            self._spawn(execution_id)
+        return resolved
+
+    async def cancel(self, execution_id: str) -> ExecutionRecord:
+        record = await self.executions.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(f"no execution {execution_id!r}")
+        if record.status in TERMINAL:
+            return record
+        now = _now()
+        if record.status == PAUSED:
+            async with self.db.begin() as conn:
+                done = await self.executions.finish_paused(
+                    conn, execution_id, CANCELLED, "cancelled on request", now
+                )
+                if done:
+                    await self.approvals.close_for_execution(conn, execution_id, CANCELLED, now)
+            if done:
+                await self._publish_fresh(execution_id)
+                return await self._must_get(execution_id)
+        await self.executions.request_cancel(execution_id, now)
+        task = self._tasks.get(execution_id)
+        if task is not None:
+            self._cancel_wanted.add(execution_id)
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
+        return await self._must_get(execution_id)
+
+    async def _must_get(self, execution_id: str) -> ExecutionRecord:
+        record = await self.executions.get(execution_id)
+        if record is None:
+            raise ExecutionNotFoundError(f"no execution {execution_id!r}")
+        return record
+
+    async def get(self, execution_id: str) -> tuple[ExecutionRecord, list[StepRunRecord]]:
+        record = await self._must_get(execution_id)
+        return record, await self.executions.steps(execution_id)
+
+    async def list_executions(
+        self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        return await self.executions.recent(workflow_id=workflow_id, status=status, limit=limit)
+
+    async def pending_approvals(self) -> list[ApprovalRecord]:
+        async with self.db.connect() as conn:
+            return await self.approvals.pending(conn)
+
+    # -- the runner -------------------------------------------------------------------------
+
+    async def _definition(self, record: ExecutionRecord) -> WorkflowDef:
+        key = (record.workflow_id, record.content_hash)
+        cached = self._definitions.get(key)
+        if cached is not None:
+            return cached
+        source = await self.executions.definition_source(*key)
+        if source is None:
+            raise StepFailedError(f"the pinned definition of {record.workflow_id} is missing")
+        try:
+            definition = parse_workflow_source(source)
+        except WorkflowFileError as exc:
+            raise StepFailedError(f"the pinned definition no longer parses: {exc}") from None
+        self._definitions[key] = definition
+        return definition
+
+    async def _drive(self, execution_id: str) -> None:
+        try:
+            while await self._advance(execution_id):
+                pass
+        except asyncio.CancelledError:
+            if execution_id in self._cancel_wanted and not self._stopping:
+                await self._finish_cancelled(execution_id)
+            elif self._stopping:
+                await self._release(execution_id)
+            raise
+        except _LostOwnership:
+            log.info("execution %s is no longer ours; runner stops", execution_id)
+        except Exception:
+            log.exception("runner for execution %s crashed; it will be resumed", execution_id)
+            await self._release(execution_id)
+        finally:
+            self._tasks.pop(execution_id, None)
+            self._cancel_wanted.discard(execution_id)
+
+    async def _release(self, execution_id: str) -> None:
+        """Give up ownership so this (after restart) or another node resumes at once."""
+        try:
+            async with self.db.begin() as conn:
+                await self.executions.update_owned(
+                    conn, execution_id, self.node, {"owner_node": None, "lease_expires_at": None}
+                )
+        except Exception:
+            log.exception("could not release execution %s", execution_id)
+
+    async def _finish_cancelled(self, execution_id: str) -> None:
+        record = await self.executions.get(execution_id)
+        if record is None or record.status != RUNNING:
+            return
+        now = _now()
+        async with self.db.begin() as conn:
+            if record.current_step_id:
+                await self.executions.append_step(
+                    conn,
+                    StepRunRecord(
+                        execution_id,
+                        record.step_count + 1,
+                        record.current_step_id,
+                        record.attempt,
+                        FAILURE,
+                        None,
+                        "cancelled",
+                        now,
+                        now,
+                    ),
+                )
+            await self._finalise(conn, record, CANCELLED, "cancelled on request", now)
+            await self.approvals.close_for_execution(conn, execution_id, CANCELLED, now)
+        await self._publish_fresh(execution_id)
+
+    async def _finalise(
+        self,
+        conn: Any,
+        record: ExecutionRecord,
+        status: str,
+        error: str | None,
+        now: datetime,
+        step_count: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "owner_node": None,
+            "lease_expires_at": None,
+            "completed_at": now,
+            "updated_at": now,
+            "waiting_for": None,
+        }
+        if step_count is not None:
+            values["step_count"] = step_count
+        if not await self.executions.update_owned(conn, record.id, self.node, values):
+            raise _LostOwnership
+
+    async def _advance(self, execution_id: str) -> bool:
+        """Take one step of the state machine; False when the runner should stop."""
+        record = await self.executions.get(execution_id)
+        if record is None or record.status != RUNNING or record.owner_node != self.node:
+            return False
+        if record.cancel_requested:
+            self._cancel_wanted.add(execution_id)
+            await self._finish_cancelled(execution_id)
+            return False
+        now = _now()
+        try:
+            definition = await self._definition(record)
+        except StepFailedError as exc:
+            async with self.db.begin() as conn:
+                await self._finalise(conn, record, FAILED, str(exc), now)
+            await self._publish_fresh(execution_id)
+            return False
+        if record.current_step_id is None:
+            async with self.db.begin() as conn:
+                await self._finalise(conn, record, COMPLETED, None, now)
+            await self._publish_fresh(execution_id)
+            return False
+        if record.step_count >= self.config.max_step_runs:
+            reason = (
+                f"loop guard: {record.step_count} step runs reached the limit of "
+                f"{self.config.max_step_runs} (workflows.max_step_runs); check branches that "
+                "go back to earlier steps"
+            )
+            async with self.db.begin() as conn:
+                await self._finalise(conn, record, FAILED, reason, now)
+            await self._publish_fresh(execution_id)
+            return False
+        steps = await self.executions.steps(execution_id)
+        return await self._visit(record, definition, definition.step(record.current_step_id), steps)
+
+    def _context(
+        self,
+        record: ExecutionRecord,
+        definition: WorkflowDef,
+        steps: Sequence[StepRunRecord],
+        extra: StepRunRecord | None = None,
+    ) -> dict[str, Any]:
+        results: dict[str, dict[str, Any]] = {
+            s.id: {"status": None, "output": None, "error": None} for s in definition.steps
+        }
+        for run in [*steps, *([extra] if extra else [])]:
+            results[run.step_id] = {"status": run.status, "output": run.output, "error": run.error}
+        execution = {
+            "id": record.id,
+            "workflowId": record.workflow_id,
+            "triggeredBy": record.triggered_by,
+            "scheduledFor": record.scheduled_for.isoformat() if record.scheduled_for else None,
+            "startedAt": record.started_at.isoformat(),
+        }
+        return expression_context(
+            input=record.input, steps=results, execution=execution, now=_now()
+        )
+
+    async def _visit(
+        self,
+        record: ExecutionRecord,
+        definition: WorkflowDef,
+        step: StepDef,
+        steps: Sequence[StepRunRecord],
+    ) -> bool:
+        seq = record.step_count + 1
+        started = _now()
+        context = self._context(record, definition, steps)
+        async with self.db.connect() as conn:
+            approval = await self.approvals.for_visit(conn, record.id, record.visit_seq)
+        approved = approval is not None and approval.status == "approved"
+
+        if step.when and not approved and record.attempt == 1:
+            try:
+                wanted = self.expressions.evaluate(step.when, context)
+            except ExpressionError as exc:
+                return await self._failed(record, definition, step, seq, started, str(exc), False)
+            if not wanted:
+                run = StepRunRecord(
+                    record.id, seq, step.id, 1, SKIPPED, None, None, started, _now()
+                )
+                return await self._commit_step(
+                    record, definition, run, definition.next_step_id(step.id)
+                )
+
+        try:
+            args = self.expressions.render(step.args, context) if step.action == "tool" else {}
+            prompt = self.expressions.render(step.prompt, context) if step.prompt else None
+        except ExpressionError as exc:
+            return await self._failed(record, definition, step, seq, started, str(exc), False)
+
+        gated = step.approval_required
+        if step.action == "tool" and step.tool is not None and step.tool in self.tools:
+            gated = gated or self.tools.get(step.tool).always_gated
+        if gated and not approved:
+            if approval is not None and approval.status != "pending":
+                async with self.db.begin() as conn:
+                    await self._finalise(
+                        conn, record, CANCELLED, f"step {step.id!r} was {approval.status}", _now()
+                    )
+                await self._publish_fresh(record.id)
+                return False
+            return await self._pause_for_approval(record, step, args, prompt, context, approval)
+
+        if step.action == "wait":
+            return await self._wait(record, definition, step, seq, started, context)
+
+        timeout = step.timeout_delta
+        error: str | None = None
+        output: Any = None
+        try:
+            async with asyncio.timeout(timeout.total_seconds() if timeout else None) as scope:
+                output = await self._act(record, step, seq, args, prompt)
+        except TimeoutError:
+            if scope.expired():
+                error = f"timed out after {timeout.total_seconds():g} s" if timeout else "timed out"
+            else:
+                error = "timed out (inside the action)"
+        except (StepFailedError, ToolError, ModelCallError) as exc:
+            error = str(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("step %s of %s raised", step.id, record.id)
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            return await self._failed(record, definition, step, seq, started, error, True)
+        run = StepRunRecord(
+            record.id,
+            seq,
+            step.id,
+            record.attempt,
+            SUCCESS,
+            _json_safe(output),
+            None,
+            started,
+            _now(),
+        )
+        try:
+            target = self._route(definition, step, self._context(record, definition, steps, run))
+        except ExpressionError as exc:
+            return await self._failed(record, definition, step, seq, started, str(exc), False)
+        return await self._commit_step(record, definition, run, target)
+
+    def _route(self, definition: WorkflowDef, step: StepDef, context: dict[str, Any]) -> str | None:
+        for branch in step.branches:
+            if self.expressions.evaluate(branch.condition, context):
+                return None if branch.goto == END else branch.goto
+        if step.on_success:
+            return None if step.on_success == END else step.on_success
+        return definition.next_step_id(step.id)
+
+    async def _act(
+        self, record: ExecutionRecord, step: StepDef, seq: int, args: Any, prompt: Any
+    ) -> Any:
+        if step.action == "noop":
+            return None
+        if step.action == "tool":
+            assert step.tool is not None
+            context = ToolContext(
+                workspace=self.workspace,
+                bus=self.bus,
+                idempotency_key=f"{record.id}:{seq}",
+                source=f"workflow:{record.workflow_id}",
+            )
+            return await self.tools.call(step.tool, args, context)
+        if step.action == "model":
+            try:
+                resolved = self.models.resolve()
+            except ModelNotConfiguredError as exc:
+                raise StepFailedError(str(exc), code="MODEL_NOT_CONFIGURED") from None
+            return await run_model(resolved, str(prompt), output_schema=step.output_schema)
+        raise StepFailedError(f"unknown action {step.action!r}")
+
+    async def _wait(
+        self,
+        record: ExecutionRecord,
+        definition: WorkflowDef,
+        step: StepDef,
+        seq: int,
+        started: datetime,
+        context: dict[str, Any],
+    ) -> bool:
+        now = _now()
+        wake_at = record.wake_at
+        if wake_at is None:
+            try:
+                if step.duration:
+                    wake_at = now + _duration(step)
+                else:
+                    until = self.expressions.render(step.until, context)
+                    wake_at = parse_until(str(until))
+            except (ExpressionError, ValueError) as exc:
+                return await self._failed(record, definition, step, seq, started, str(exc), False)
+        if wake_at > now:
+            async with self.db.begin() as conn:
+                ok = await self.executions.update_owned(
+                    conn,
+                    record.id,
+                    self.node,
+                    {
+                        "status": PAUSED,
+                        "waiting_for": "timer",
+                        "wake_at": wake_at,
+                        "owner_node": None,
+                        "lease_expires_at": None,
+                        "updated_at": now,
+                    },
+                )
+                if not ok:
+                    raise _LostOwnership
+            await self._publish_fresh(record.id)
+            delay = (wake_at - now).total_seconds()
+            asyncio.get_running_loop().call_later(delay, self._wake, record.id)
+            return False
+        run = StepRunRecord(
+            record.id,
+            seq,
+            step.id,
+            record.attempt,
+            SUCCESS,
+            {"waitedUntil": wake_at.isoformat()},
+            None,
+            started,
+            now,
+        )
+        return await self._commit_step(record, definition, run, self._route_plain(definition, step))
+
+    def _route_plain(self, definition: WorkflowDef, step: StepDef) -> str | None:
+        if step.on_success:
+            return None if step.on_success == END else step.on_success
+        return definition.next_step_id(step.id)
+
+    def _wake(self, execution_id: str) -> None:
+        """Timer fired in this process: resume now instead of at the next recovery pass."""
+        if not self._stopping:
+            task = asyncio.ensure_future(self._resume_timer(execution_id))
+            self._background.append(task)
+            task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        if task in self._background:
+            self._background.remove(task)
+
+    async def _resume_timer(self, execution_id: str) -> None:
+        now = _now()
+        try:
+            async with self.db.begin() as conn:
+                resumed = await self.executions.resume_paused(
+                    conn,
+                    execution_id,
+                    self.node,
+                    "timer",
+                    now,
+                    self._lease_until(now),
+                    extra=[ex.wake_at <= now],
+                )
+        except Exception:
+            log.exception("could not resume execution %s after its wait", execution_id)
+            return
+        if resumed:
+            await self._publish_fresh(execution_id)
+            self._spawn(execution_id)
+
+    async def _pause_for_approval(
+        self,
+        record: ExecutionRecord,
+        step: StepDef,
+        args: Any,
+        prompt: Any,
+        context: dict[str, Any],
+        existing: ApprovalRecord | None,
+    ) -> bool:
+        now = _now()
+        if step.approval_prompt:
+            try:
+                title = str(self.expressions.render(step.approval_prompt, context))
+            except ExpressionError as exc:
+                title = f"Approve step {step.id}? (approval_prompt failed: {exc})"
+        else:
+            title = step.description or f"Approve step {step.id} ({step.action})?"
+        shown: Any = {}
+        if step.action == "tool":
+            shown = args
+        elif step.action == "model":
+            shown = {"prompt": prompt}
+        shown_args = _json_safe(shown)
+        async with self.db.begin() as conn:
+            if existing is None:
+                await self.approvals.insert(
+                    conn,
+                    ApprovalRecord(
+                        id=str(uuid.uuid4()),
+                        kind="workflow",
+                        status="pending",
+                        execution_id=record.id,
+                        step_id=step.id,
+                        visit_seq=record.visit_seq,
+                        session_id=None,
+                        tool_call_id=None,
+                        tool_name=step.tool,
+                        title=title,
+                        args=shown_args,
+                        risk=None,
+                        requested_at=now,
+                        expires_at=None,
+                        resolved_at=None,
+                        resolved_by=None,
+                        comment=None,
+                    ),
+                )
+            ok = await self.executions.update_owned(
+                conn,
+                record.id,
+                self.node,
+                {
+                    "status": PAUSED,
+                    "waiting_for": "approval",
+                    "owner_node": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+            if not ok:
+                raise _LostOwnership
+        await self._publish_fresh(record.id)
+        self.bus.publish(
+            DomainEvent(
+                "workflow.approval.request",
+                {
+                    "executionId": record.id,
+                    "workflowId": record.workflow_id,
+                    "stepId": step.id,
+                    "stepDescription": step.description or title,
+                    "args": shown_args,
+                    "prompt": title,
+                },
+            )
+        )
+        return False
+
+    async def _failed(
+        self,
+        record: ExecutionRecord,
+        definition: WorkflowDef,
+        step: StepDef,
+        seq: int,
+        started: datetime,
+        error: str,
+        retryable: bool,
+    ) -> bool:
+        now = _now()
+        run = StepRunRecord(
+            record.id, seq, step.id, record.attempt, FAILURE, None, error, started, now
+        )
+        retry = step.retry
+        if retryable and retry is not None and record.attempt < retry.attempts:
+            async with self.db.begin() as conn:
+                await self.executions.append_step(conn, run)
+                ok = await self.executions.update_owned(
+                    conn,
+                    record.id,
+                    self.node,
+                    {"attempt": record.attempt + 1, "step_count": seq, "updated_at": now},
+                )
+                if not ok:
+                    raise _LostOwnership
+            self._publish(await self._must_get(record.id), [run])
+            delay = retry.backoff_delta.total_seconds() * (2 ** (record.attempt - 1))
+            await asyncio.sleep(delay)
+            return True
+        if step.on_failure:
+            target = None if step.on_failure == END else step.on_failure
+            return await self._commit_step(record, definition, run, target)
+        async with self.db.begin() as conn:
+            await self.executions.append_step(conn, run)
+            await self._finalise(
+                conn, record, FAILED, f"step {step.id!r} failed: {error}", now, step_count=seq
+            )
+        self._publish(await self._must_get(record.id), [run])
+        return False
+
+    async def _commit_step(
+        self,
+        record: ExecutionRecord,
+        definition: WorkflowDef,
+        run: StepRunRecord,
+        target: str | None,
+    ) -> bool:
+        """Journal the step and move to `target` (None: the execution is complete)."""
+        now = _now()
+        async with self.db.begin() as conn:
+            await self.executions.append_step(conn, run)
+            if target is None:
+                await self._finalise(conn, record, COMPLETED, None, now, step_count=run.seq)
+            else:
+                ok = await self.executions.update_owned(
+                    conn,
+                    record.id,
+                    self.node,
+                    {
+                        "current_step_id": target,
+                        "visit_seq": run.seq + 1,
+                        "attempt": 1,
+                        "step_count": run.seq,
+                        "wake_at": None,
+                        "updated_at": now,
+                    },
+                )
+                if not ok:
+                    raise _LostOwnership
+        self._publish(await self._must_get(record.id), [run])
+        return target is not None
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def _publish_fresh(self, execution_id: str) -> None:
+        """Announce the committed state; awaited so events keep the order of transitions."""
+        record = await self.executions.get(execution_id)
+        if record is not None:
+            self._publish(record, [])
+
+    def _publish(self, record: ExecutionRecord, runs: Sequence[StepRunRecord]) -> None:
+        data: dict[str, Any] = {
+            "executionId": record.id,
+            "workflowId": record.workflow_id,
+            "status": record.status,
+            "currentStepId": record.current_step_id,
+            "waitingFor": record.waiting_for,
+            "error": record.error,
+        }
+        if runs:
+            data["stepResults"] = [
+                {
+                    "seq": run.seq,
+                    "stepId": run.step_id,
+                    "attempt": run.attempt,
+                    "status": run.status,
+                    "output": run.output,
+                    "error": run.error,
+                }
+                for run in runs
+            ]
+        self.bus.publish(DomainEvent("workflow.status", data))
+
+
+def _duration(step: StepDef) -> timedelta:
+    assert step.duration is not None
+    return parse_duration(step.duration)

@@ -1,0 +1,377 @@
+"""Templates and conditions in workflow files, evaluated in Jinja's immutable sandbox.
+
+Threat model: templates come from workflow files, which the owner writes; the data they see
+(inputs, step outputs, model answers, fetched web pages) may come from anyone. So the rules are:
+
+- data is never compiled: a template's output is not rendered again, and a step output that
+  contains "{{ ... }}" stays plain text;
+- a template cannot reach Python internals (dunder attributes, `str.format` field tricks, mutating
+  methods of lists and dicts) — the sandbox raises at once instead of handing back an Undefined
+  that a condition could test;
+- every failure — syntax, undefined name, sandbox violation, a type error, a division by zero —
+  comes out as `ExpressionError` naming the expression, so the engine fails one step and never
+  crashes, and a condition that fails is never taken as true.
+
+Resource limits are basic (Jinja's MAX_RANGE for `range`, bounded `**` and sequence `*`); they
+stop an accidental `2 ** 10 ** 10` from hanging the loader, not a determined file author.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, NoReturn
+
+from jinja2 import StrictUndefined, Template, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["ExpressionError", "Expressions", "expression_context"]
+
+#: Longest expression text quoted in an error message; prompts can be pages long.
+_QUOTE_LIMIT = 160
+#: Largest string/list a `*` may build, and the largest integer (in bits) `**` may build.
+_MAX_REPEAT_LENGTH = 1_000_000
+_MAX_POWER_BITS = 4096
+#: Compiled templates are kept per source text; a workflow has a bounded number of them.
+_CACHE_LIMIT = 2048
+
+
+class ExpressionError(Exception):
+    """A template or condition failed to compile or evaluate.
+
+    `expression` is the source text (shortened when very long, so a failing multi-page prompt
+    still gives a readable step error); `source` is always the full text.
+    """
+
+    def __init__(self, expression: str, reason: str) -> None:
+        self.source = expression
+        self.expression = _shorten(expression)
+        self.reason = reason
+        super().__init__(f"expression {self.expression!r}: {reason}")
+
+    def __str__(self) -> str:
+        return f"expression {self.expression!r}: {self.reason}"
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= _QUOTE_LIMIT:
+        return text
+    return text[: _QUOTE_LIMIT - 1] + "…"
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong; Jinja's own errors need no exception class name."""
+    if isinstance(exc, TemplateSyntaxError):
+        return f"syntax error: {exc.message} (line {exc.lineno})"
+    if isinstance(exc, SecurityError):
+        return f"not allowed in the sandbox: {exc}"
+    if isinstance(exc, UndefinedError):
+        return f"undefined: {exc.message or exc}"
+    if isinstance(exc, RecursionError):
+        return "too deeply nested"
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _from_json(text: str) -> Any:
+    return json.loads(text)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with three workflow-specific adjustments (see the methods)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`steps.items.output` must mean the step called "items", not `dict.items`.
+
+        Jinja tries the Python attribute before the key, so a step id or output field named like a
+        dict method (`items`, `keys`, `update`, ...) would be shadowed — or, for mutating ones in
+        the immutable sandbox, refused. Keys are data, so for mappings they win.
+        """
+        if isinstance(obj, Mapping):
+            try:
+                if attribute in obj:
+                    return obj[attribute]
+            except TypeError:
+                pass
+        return super().getattr(obj, attribute)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        """Raise at the violation instead of returning an Undefined.
+
+        Jinja's default hands back an Undefined, which `is undefined`, `default(...)` or a
+        container could swallow; a condition must never turn a sandbox escape into True.
+        """
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse results so large that computing them would hang the gateway."""
+        if (
+            operator == "**"
+            and _is_int(left)
+            and _is_int(right)
+            and right > 0
+            and abs(left) > 1
+            and abs(left).bit_length() * right > _MAX_POWER_BITS
+        ):
+            raise SecurityError(f"{left} ** {right} is too large")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and _is_int(count)
+                    and len(seq) * count > _MAX_REPEAT_LENGTH
+                ):
+                    raise SecurityError(f"'*' would build a sequence of {len(seq) * count} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Compiled:
+    """A template plus, when the template is exactly one `{{ expr }}`, that expression."""
+
+    __slots__ = ("native", "template")
+
+    def __init__(self, template: Template, native: TemplateExpression | None) -> None:
+        self.template = template
+        self.native = native
+
+
+class Expressions:
+    """Compiles and evaluates templates (`args`, `prompt`, `approval_prompt`, `until`) and
+    conditions (`when`, `branches[].condition`).
+
+    One instance is cheap to share: it holds no per-execution state, only a compile cache.
+    """
+
+    def __init__(self) -> None:
+        # optimized=False: the optimizer folds constant filter calls at compile time, so merely
+        # loading `{{ 'x' | center(10 ** 9) }}` would allocate a gigabyte.
+        # keep_trailing_newline: a YAML block (`content: |`) ends with a newline on purpose, and
+        # a file written by a step should end with it too.
+        self._env = _Sandbox(
+            undefined=StrictUndefined,
+            autoescape=False,
+            optimized=False,
+            keep_trailing_newline=True,
+        )
+        # lipsum is useless in a workflow and `lipsum(10**6)` is a cheap way to burn memory.
+        self._env.globals.pop("lipsum", None)
+        self._env.filters["fromjson"] = _from_json
+        self._templates: dict[str, _Compiled] = {}
+        self._conditions: dict[str, TemplateExpression] = {}
+
+    # -- compiling -------------------------------------------------------------------------
+
+    def check_template(self, source: str) -> None:
+        """Compile only, so a workflow file with a broken template is rejected at load time."""
+        self._template(source)
+
+    def check_condition(self, source: str) -> None:
+        self._condition(source)
+
+    def check_value(self, value: Any) -> None:
+        """Compile every string inside `value` (dict values and list items; keys are literal)."""
+        for text in _strings(value):
+            self.check_template(text)
+
+    def _template(self, source: str) -> _Compiled:
+        cached = self._templates.get(source)
+        if cached is not None:
+            return cached
+        try:
+            template = self._env.from_string(source)
+            expr = _single_expression(self._env.parse(source))
+            native = self._expression_from_node(expr) if expr is not None else None
+        except Exception as exc:
+            raise ExpressionError(source, _reason(exc)) from exc
+        compiled = _Compiled(template, native)
+        self._remember(self._templates, source, compiled)
+        return compiled
+
+    def _condition(self, source: str) -> TemplateExpression:
+        """A condition is a bare expression; `{{ expr }}` is accepted too since people write it."""
+        cached = self._conditions.get(source)
+        if cached is not None:
+            return cached
+        try:
+            if not source.strip():
+                raise TemplateSyntaxError("a condition cannot be empty", 1)
+            if source.lstrip().startswith("{{"):
+                expr = _single_expression(self._env.parse(source))
+                if expr is None:
+                    raise TemplateSyntaxError(
+                        "a condition must be a single expression such as "
+                        "'steps.fetch.output.status == 200'",
+                        1,
+                    )
+                compiled = self._expression_from_node(expr)
+            else:
+                compiled = self._env.compile_expression(source, undefined_to_none=False)
+        except Exception as exc:
+            raise ExpressionError(source, _reason(exc)) from exc
+        self._remember(self._conditions, source, compiled)
+        return compiled
+
+    def _expression_from_node(self, expr: nodes.Expr) -> TemplateExpression:
+        # The same construction as Environment.compile_expression, from an already parsed node.
+        body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+        template = self._env.from_string(nodes.Template(body, lineno=1))
+        return TemplateExpression(template, False)
+
+    @staticmethod
+    def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
+
+    # -- evaluating ------------------------------------------------------------------------
+
+    def render(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """Render every string inside `value`; containers are rebuilt, other values kept.
+
+        A string that is exactly one `{{ expr }}` (surrounding whitespace allowed) yields the
+        expression's own value when it is JSON-like (None, bool, int, float, str, list, dict with
+        string keys), so `count: "{{ steps.a.output.n }}"` stays an int and
+        `json: "{{ steps.a.output }}"` stays a dict. Any other value (a datetime, a range, ...)
+        renders as text, exactly as it would inside a longer string, so tool arguments stay
+        JSON-serialisable.
+        """
+        if isinstance(value, str):
+            return self._render_string(value, context)
+        if isinstance(value, Mapping):
+            return {key: self.render(item, context) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.render(item, context) for item in value]
+        return value
+
+    def _render_string(self, source: str, context: Mapping[str, Any]) -> Any:
+        compiled = self._template(source)
+        try:
+            if compiled.native is not None:
+                result = compiled.native(**context)
+                native = _jsonlike(result)
+                if native is not _NOT_JSON:
+                    return native
+            return str(compiled.template.render(**context))
+        except Exception as exc:
+            raise ExpressionError(source, _reason(exc)) from exc
+
+    def evaluate(self, condition: str, context: Mapping[str, Any]) -> bool:
+        """Truthiness of `condition`; undefined values and sandbox violations raise, never pass."""
+        compiled = self._condition(condition)
+        try:
+            result = compiled(**context)
+            _reject_undefined(result)
+            return bool(result)
+        except Exception as exc:
+            raise ExpressionError(condition, _reason(exc)) from exc
+
+
+def _single_expression(template: nodes.Template) -> nodes.Expr | None:
+    """The expression of a template that is exactly `{{ expr }}` modulo surrounding whitespace."""
+    if len(template.body) != 1 or not isinstance(template.body[0], nodes.Output):
+        return None
+    found: nodes.Expr | None = None
+    for node in template.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            if node.data.strip():
+                return None
+            continue
+        if found is not None:
+            return None
+        found = node
+    return found
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+class _NotJson:
+    """Marker for "this value has no faithful JSON form; render it as text instead"."""
+
+
+_NOT_JSON: Any = _NotJson()
+
+
+def _jsonlike(value: Any) -> Any:
+    """A JSON-shaped copy of `value`, or `_NOT_JSON`; any Undefined inside raises."""
+    if isinstance(value, Undefined):
+        _fail(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return str(value)  # drops Markup and other str subclasses
+    if isinstance(value, list | tuple):
+        items = [_jsonlike(item) for item in value]
+        return _NOT_JSON if any(item is _NOT_JSON for item in items) else items
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, Undefined):
+                _fail(key)
+            converted = _jsonlike(item)
+            if not isinstance(key, str) or converted is _NOT_JSON:
+                return _NOT_JSON
+            result[str(key)] = converted
+        return result
+    return _NOT_JSON
+
+
+def _reject_undefined(value: Any) -> None:
+    """Raise if an Undefined hides in a condition's result, e.g. `[missing]` would be truthy."""
+    if isinstance(value, Undefined):
+        _fail(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _reject_undefined(item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _reject_undefined(key)
+            _reject_undefined(item)
+
+
+def _fail(value: Undefined) -> NoReturn:
+    # Every Undefined raises its own error (with Jinja's hint) when turned into text.
+    str(value)
+    raise UndefinedError("undefined value")
+
+
+def expression_context(
+    *,
+    input: Mapping[str, Any],
+    steps: Mapping[str, Mapping[str, Any]],
+    execution: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The names a template sees: `input`, `steps.<id>.status|output|error`, `execution`, `now`.
+
+    Plain dicts are enough for dotted access (`steps.fetch.output.field`): the sandbox falls back
+    from attributes to keys, and prefers keys for mappings (see `_Sandbox.getattr`). A step id
+    with a hyphen needs subscript syntax: `steps["my-step"].output`. Copies are made so that
+    later changes by the engine do not leak into an evaluation in progress.
+    """
+    return {
+        "input": dict(input),
+        "steps": {step_id: dict(state) for step_id, state in steps.items()},
+        "execution": dict(execution),
+        "now": now,
+    }
