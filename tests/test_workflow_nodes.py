@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hearth.client import GatewayClient
-from tests.support.gateway import start_gateway_process
+from hearth.protocol.messages.workflows import WorkflowApproval, WorkflowApprovalResolved
+from tests.support.gateway import in_process_gateway, start_gateway_process
 from tests.support.workflows import TERMINAL, execution, trigger, wait_status, write_workflow
 
 NODE_CONFIG = """
@@ -94,3 +95,42 @@ async def test_other_node_finishes_a_dead_nodes_execution(
     assert hits == [1, 2]  # the interrupted call, then the rerun on node b
     call = detail.execution.steps[0]
     assert (call.step_id, call.status, call.output["body"]) == ("call", "success", "done")  # type: ignore[index]
+
+
+async def test_events_cross_nodes_through_postgres(tmp_path: Path, postgres_url: str) -> None:
+    """A client on node A sees the status and approval request of an execution run on B."""
+    dirs = []
+    for name in ("a", "b"):
+        data_dir = tmp_path / name
+        data_dir.mkdir()
+        write_workflow(
+            data_dir,
+            "gated",
+            """
+            name: Gated
+            steps:
+              - {id: gate, action: noop, approval_required: true}
+            """,
+        )
+        dirs.append(data_dir)
+    async with (
+        in_process_gateway(dirs[0], postgres_url, node_id="node-a") as node_a,
+        in_process_gateway(dirs[1], postgres_url, node_id="node-b") as node_b,
+    ):
+        watcher = await node_a.client()
+        runner = await node_b.client()
+        execution_id = await trigger(runner, "gated")
+        request = await watcher.next_event("workflow.approval.request")
+        assert request.execution_id == execution_id  # type: ignore[attr-defined]
+        # Approved from node A: A resumes and finishes it; B's client sees it complete.
+        await watcher.request(
+            WorkflowApproval(id="a", execution_id=execution_id, step_id="gate", approved=True),
+            WorkflowApprovalResolved,
+        )
+        done = await wait_status(runner, execution_id, TERMINAL)
+        assert done.execution.status == "completed"
+        async with asyncio.timeout(10):
+            while True:
+                event = await runner.next_event("workflow.status")
+                if event.status == "completed":  # type: ignore[attr-defined]
+                    break

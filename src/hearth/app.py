@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from hearth import __version__
 from hearth.config import Settings
 from hearth.datadir import RuntimeInfo, ensure_token, remove_runtime, write_runtime
-from hearth.events import LocalEventBus
+from hearth.events import EventBus, LocalEventBus
+from hearth.events_pg import PostgresEventBus
 from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
@@ -61,10 +62,14 @@ class Hearth:
             busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
             pool_size=settings.database.pool_size,
         )
-        self.bus = LocalEventBus()
         ensure_token(settings.token_path)
         limits = settings.limits
         node_id = settings.node_id or make_node_id()
+        self.bus: EventBus = (
+            PostgresEventBus(settings.resolved_database_url(), node_id)
+            if self.db.backend == "postgresql"
+            else LocalEventBus()
+        )
         self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
         self.models = ModelFactory(settings.models.default, settings.providers)
         self.catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs])
@@ -110,6 +115,7 @@ class Hearth:
         for directory in (self.settings.workspace_dir, self.settings.workflows_dir):
             directory.mkdir(parents=True, exist_ok=True)
         await self.db.upgrade()
+        await self.bus.start()
         now = datetime.now(UTC)
         await self.nodes.register(
             NodeRecord(
@@ -145,7 +151,7 @@ class Hearth:
         await self.catalog.stop()
         await self.models.aclose()
         await self.fanout.stop()
-        self.bus.close()
+        await self.bus.aclose()
         with contextlib.suppress(Exception):
             await self.nodes.remove(self.state.node_id)
         await self.db.dispose()

@@ -45,6 +45,9 @@ class GatewayLimits(Section):
 
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbound_queue: int = Field(default=1024, ge=8)
+    max_in_flight: int = Field(
+        default=64, ge=1, description="Requests handled at once per connection."
+    )
     hello_timeout_s: float = Field(default=10.0, gt=0)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     ws_ping_timeout_s: float = Field(default=20.0, gt=0)

@@ -41,6 +41,12 @@ class EventBus(Protocol):
     def subscribe(self, *prefixes: str, maxsize: int = 1000) -> Subscription:
         """Receive events whose topic starts with one of `prefixes` (all when none given)."""
 
+    async def start(self) -> None:
+        """Connect whatever carries events between nodes (nothing for the local bus)."""
+
+    async def aclose(self) -> None:
+        """Stop delivering; open subscriptions end."""
+
 
 class _LocalSubscription:
     def __init__(self, bus: LocalEventBus, prefixes: tuple[str, ...], maxsize: int) -> None:
@@ -105,3 +111,9 @@ class LocalEventBus:
     def close(self) -> None:
         for sub in tuple(self._subscriptions):
             sub.close()
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self.close()

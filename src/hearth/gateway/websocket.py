@@ -95,6 +95,7 @@ class WebSocketEndpoint:
         if not await self._handshake(connection):
             return
         tasks: set[asyncio.Task[None]] = set()
+        in_flight = asyncio.Semaphore(self.state.settings.limits.max_in_flight)
         try:
             while True:
                 frame = await self._receive(connection.websocket)
@@ -122,9 +123,13 @@ class WebSocketEndpoint:
                         )
                     )
                     continue
+                # At most `max_in_flight` requests run at once per connection; past that the
+                # reader waits, the socket stops being read, and TCP pushes back on the client.
+                await in_flight.acquire()
                 task = asyncio.create_task(self._handle(connection, message))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _t: in_flight.release())
         finally:
             # Handlers may commit work (a trigger, an approval); let them finish briefly
             # so a disconnect never leaves a request half done.

@@ -7,6 +7,7 @@ several gateway processes share it, coordinating through row claims rather than 
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,10 @@ def backend_of(url: str) -> Backend:
     if name == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
             raise DatabaseUrlError("use postgresql+asyncpg://USER@HOST/DB for PostgreSQL")
+        if importlib.util.find_spec("asyncpg") is None:
+            raise DatabaseUrlError(
+                "PostgreSQL support is not installed: pip install 'hearthgate[postgres]'"
+            )
         return "postgresql"
     raise DatabaseUrlError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
 

@@ -1,0 +1,156 @@
+"""An event bus that also carries events between gateway nodes sharing PostgreSQL.
+
+Each node delivers its own events locally at once (same as `LocalEventBus`) and sends a copy
+with `pg_notify`; every node LISTENs and delivers copies from *other* nodes to its local
+subscribers. So a client connected to node B sees the status of an execution node A runs, and an
+approval request raised on A reaches a phone connected to B.
+
+NOTIFY payloads are limited to 8000 bytes: a larger event is shrunk by dropping optional bulky
+fields (step outputs, tool arguments); if it is still too large it stays local and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+try:
+    import asyncpg
+except ImportError:  # pragma: no cover - the postgres extra is not installed
+    asyncpg = None
+
+from hearth.events import DomainEvent, LocalEventBus, Subscription
+
+log = logging.getLogger("hearth.events")
+
+CHANNEL = "hearth_events"
+MAX_PAYLOAD = 7900
+#: Optional fields removed, in this order, until an event fits in one NOTIFY.
+BULKY_KEYS = ("output", "args", "details", "stepResults", "checks")
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return (
+        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+def _strip(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v, key) for k, v in value.items() if k != key}
+    if isinstance(value, list):
+        return [_strip(v, key) for v in value]
+    return value
+
+
+def encode_for_notify(node_id: str, event: DomainEvent) -> str | None:
+    """The NOTIFY payload for `event`, shrunk if needed; None when it cannot fit."""
+    data = event.data
+    for key in (None, *BULKY_KEYS):
+        if key is not None:
+            data = _strip(data, key)
+        payload = json.dumps(
+            {"node": node_id, "topic": event.topic, "data": data, "at": event.at.isoformat()},
+            default=str,
+            separators=(",", ":"),
+        )
+        if len(payload.encode()) <= MAX_PAYLOAD:
+            return payload
+    return None
+
+
+class PostgresEventBus:
+    def __init__(self, database_url: str, node_id: str) -> None:
+        if asyncpg is None:
+            raise RuntimeError("PostgreSQL support needs: pip install 'hearthgate[postgres]'")
+        self._dsn = asyncpg_dsn(database_url)
+        self.node_id = node_id
+        self._local = LocalEventBus()
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        await self._connect()
+        self._tasks = [
+            asyncio.create_task(self._sender(), name="pg-bus-sender"),
+            asyncio.create_task(self._watchdog(), name="pg-bus-watchdog"),
+        ]
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self._listener = conn
+        self._connected.set()
+
+    async def _watchdog(self) -> None:
+        """Reconnect the LISTEN connection when PostgreSQL drops it."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(1.0)
+            conn = self._listener
+            if conn is not None and not conn.is_closed():
+                delay = 1.0
+                continue
+            self._connected.clear()
+            try:
+                await self._connect()
+                log.info("event bus reconnected to PostgreSQL")
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("event bus cannot reach PostgreSQL (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _sender(self) -> None:
+        while True:
+            payload = await self._outbox.get()
+            await self._connected.wait()
+            conn = self._listener
+            try:
+                assert conn is not None
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("could not forward an event to other nodes: %s", exc)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            if message["node"] == self.node_id:
+                return
+            event = DomainEvent(
+                message["topic"], message["data"], datetime.fromisoformat(message["at"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed event from another node: %s", exc)
+            return
+        self._local.publish(event)
+
+    def publish(self, event: DomainEvent) -> None:
+        self._local.publish(event)
+        payload = encode_for_notify(self.node_id, event)
+        if payload is None:
+            log.warning("event %s is too large to share with other nodes", event.topic)
+            return
+        try:
+            self._outbox.put_nowait(payload)
+        except asyncio.QueueFull:
+            log.warning("event outbox full; %s not shared with other nodes", event.topic)
+
+    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> Subscription:
+        return self._local.subscribe(*prefixes, maxsize=maxsize)
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._local.close()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
