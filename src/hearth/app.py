@@ -25,7 +25,7 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, core, workflows
+from hearth.gateway.handlers import approvals, core, schedules, workflows
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -35,8 +35,13 @@ from hearth.gateway.server import (
 )
 from hearth.gateway.state import GatewayState
 from hearth.models import ModelFactory
+from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
+from hearth.scheduling.service import ScheduleService
+from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
+from hearth.scheduling.timezones import host_zone_name
 from hearth.store import Database
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
+from hearth.store.schedules import ScheduleRepository
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.engine import EngineConfig, WorkflowEngine
@@ -88,6 +93,24 @@ class Hearth:
                 exclusive=self.db.backend == "sqlite",
             ),
         )
+        targets: dict[str, ScheduleTarget] = {"workflow": WorkflowTarget(self.workflows)}
+        self.schedules = ScheduleService(
+            ScheduleRepository(self.db),
+            self.bus,
+            targets,
+            default_timezone=settings.timezone or host_zone_name(),
+        )
+        self.scheduler = Scheduler(
+            self.db,
+            self.bus,
+            targets,
+            SchedulerConfig(
+                max_consecutive_failures=settings.schedules.max_consecutive_failures,
+                history=timedelta(days=settings.schedules.history_days),
+                history_max=settings.schedules.history_max,
+                max_sleep_s=settings.schedules.max_sleep_s,
+            ),
+        )
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -99,9 +122,11 @@ class Hearth:
             node_id=node_id,
             version=__version__,
             workflows=self.workflows,
+            schedules=self.schedules,
+            scheduler=self.scheduler,
         )
         self.router = Router()
-        for module in (core, workflows, approvals):
+        for module in (core, workflows, approvals, schedules):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -133,6 +158,7 @@ class Hearth:
         if self.settings.workflows.watch:
             self.catalog.start_watching()
         await self.workflows.start()
+        await self.scheduler.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
 
     async def _node_heartbeat(self) -> None:
@@ -147,6 +173,7 @@ class Hearth:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.scheduler.stop()
         await self.workflows.stop()
         await self.catalog.stop()
         await self.models.aclose()

@@ -80,6 +80,15 @@ class WorkflowSettings(Section):
     watch: bool = Field(default=True, description="Reload workflow files when they change.")
 
 
+class SchedulesSettings(Section):
+    """The scheduler."""
+
+    max_consecutive_failures: int = Field(default=10, ge=1)
+    history_days: float = Field(default=30, gt=0, description="Run history kept per schedule.")
+    history_max: int = Field(default=1000, ge=1, description="Runs kept per schedule.")
+    max_sleep_s: float = Field(default=30, gt=0, description="Longest sleep; notices clock jumps.")
+
+
 class ProviderSettings(Section):
     """A model provider. Keys come from the environment variable named by `api_key_env`."""
 
@@ -130,6 +139,7 @@ class Settings(BaseSettings):
     limits: GatewayLimits = Field(default_factory=GatewayLimits)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    schedules: SchedulesSettings = Field(default_factory=SchedulesSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 

@@ -9,6 +9,8 @@ from hearth.config import Settings
 from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
+from hearth.scheduling.scheduler import Scheduler
+from hearth.scheduling.service import ScheduleService
 from hearth.store import Database
 from hearth.workflows.engine import WorkflowEngine
 
@@ -23,6 +25,8 @@ class GatewayState:
     node_id: str
     version: str
     workflows: WorkflowEngine
+    schedules: ScheduleService
+    scheduler: Scheduler
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -63,3 +63,44 @@ class ApprovalRecord:
     resolved_at: datetime | None
     resolved_by: str | None
     comment: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    id: str
+    name: str
+    target: str
+    workflow_id: str | None
+    input: dict[str, Any] | None
+    cron_expression: str | None
+    every: str | None
+    every_s: float | None
+    at: datetime | None
+    anchor_at: datetime
+    timezone: str
+    active_hours: dict[str, Any] | None
+    max_runs: int | None
+    run_count: int
+    overlap: str
+    misfire: str
+    misfire_grace_s: float
+    enabled: bool
+    state: str
+    state_reason: str | None
+    consecutive_failures: int
+    next_run: datetime | None
+    last_execution_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleRunRecord:
+    id: str
+    schedule_id: str
+    scheduled_for: datetime
+    fired_at: datetime
+    status: str
+    reason: str | None
+    execution_id: str | None
+    missed_count: int | None

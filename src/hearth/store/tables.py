@@ -144,3 +144,57 @@ approvals = sa.Table(
     sa.Column("comment", sa.Text),
     sa.UniqueConstraint("execution_id", "visit_seq", name="uq_approvals_execution_visit"),
 )
+
+
+#: A schedule fires its target (a workflow, or the heartbeat) on a trigger. `next_run` is the
+#: only clock the scheduler needs: ticks are claimed by a conditional UPDATE on it.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("workflow_id", sa.String(128)),
+    sa.Column("input", sa.JSON),
+    sa.Column("cron_expression", sa.String(200)),
+    sa.Column("every", sa.String(50)),
+    sa.Column("every_s", sa.Float),
+    sa.Column("at", UtcDateTime()),
+    sa.Column("anchor_at", UtcDateTime(), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("active_hours", sa.JSON),
+    sa.Column("max_runs", sa.Integer),
+    sa.Column("run_count", sa.Integer, nullable=False, default=0),
+    sa.Column("overlap", sa.String(8), nullable=False),
+    sa.Column("misfire", sa.String(16), nullable=False),
+    sa.Column("misfire_grace_s", sa.Float, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state_reason", sa.Text),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("next_run", UtcDateTime(), index=True),
+    sa.Column("last_execution_id", sa.String(36)),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+#: Every tick's outcome, including skipped and missed ones. The unique (schedule, time) pair
+#: makes a double fire impossible even if two nodes raced past the claim.
+schedule_runs = sa.Table(
+    "schedule_runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "schedule_id",
+        sa.String(36),
+        sa.ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("scheduled_for", UtcDateTime(), nullable=False),
+    sa.Column("fired_at", UtcDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("execution_id", sa.String(36), index=True),
+    sa.Column("missed_count", sa.Integer),
+    sa.UniqueConstraint("schedule_id", "scheduled_for", name="uq_schedule_runs_tick"),
+)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.events import DomainEvent, EventBus
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
@@ -45,7 +46,7 @@ from hearth.workflows.errors import (
 )
 from hearth.workflows.expressions import ExpressionError, Expressions, expression_context
 from hearth.workflows.inputs import InputError, validate_input
-from hearth.workflows.loader import WorkflowFileError, parse_workflow_source
+from hearth.workflows.loader import LoadedWorkflow, WorkflowFileError, parse_workflow_source
 
 log = logging.getLogger("hearth.workflows.engine")
 
@@ -224,6 +225,22 @@ class WorkflowEngine:
         triggered_by: str = "manual",
         scheduled_for: datetime | None = None,
     ) -> ExecutionRecord:
+        """Validate, persist and start an execution."""
+        async with self.db.begin() as conn:
+            record = await self.create_execution(
+                conn,
+                workflow_id,
+                raw_input,
+                triggered_by=triggered_by,
+                scheduled_for=scheduled_for,
+            )
+        self.launch(record)
+        return record
+
+    def check_trigger(
+        self, workflow_id: str, raw_input: Mapping[str, Any] | None
+    ) -> tuple[LoadedWorkflow, dict[str, Any]]:
+        """The loaded workflow and validated input; raises the service errors."""
         loaded = self.catalog.get(workflow_id)
         if loaded is None:
             known = ", ".join(w.id for w in self.catalog.all()) or "none"
@@ -233,11 +250,29 @@ class WorkflowEngine:
             )
         if loaded.definition is None:
             raise WorkflowInvalidError(f"workflow {workflow_id!r} does not load: {loaded.error}")
-        definition = loaded.definition
         try:
-            values = validate_input(definition, raw_input)
+            values = validate_input(loaded.definition, raw_input)
         except InputError as exc:
             raise InvalidInputError(exc.field, str(exc)) from None
+        return loaded, values
+
+    async def create_execution(
+        self,
+        conn: AsyncConnection,
+        workflow_id: str,
+        raw_input: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = "manual",
+        scheduled_for: datetime | None = None,
+    ) -> ExecutionRecord:
+        """Insert an execution inside the caller's transaction; `launch` it after commit.
+
+        The scheduler uses this so that claiming a tick and creating its execution commit
+        together: a crash can neither lose the run nor start it twice.
+        """
+        loaded, values = self.check_trigger(workflow_id, raw_input)
+        definition = loaded.definition
+        assert definition is not None
         now = _now()
         record = ExecutionRecord(
             id=str(uuid.uuid4()),
@@ -261,15 +296,17 @@ class WorkflowEngine:
             updated_at=now,
             completed_at=None,
         )
-        async with self.db.begin() as conn:
-            await self.executions.pin_definition(
-                conn, workflow_id, loaded.content_hash, loaded.source, str(loaded.path), now
-            )
-            await self.executions.insert(conn, record)
+        await self.executions.pin_definition(
+            conn, workflow_id, loaded.content_hash, loaded.source, str(loaded.path), now
+        )
+        await self.executions.insert(conn, record)
         self._definitions[(workflow_id, loaded.content_hash)] = definition
+        return record
+
+    def launch(self, record: ExecutionRecord) -> None:
+        """Announce and start a committed execution."""
         self._publish(record, [])
         self._spawn(record.id)
-        return record
 
     async def approve(
         self,

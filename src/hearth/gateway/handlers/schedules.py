@@ -1,0 +1,198 @@
+"""schedule.* requests."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.protocol import ErrorCode, ProtocolError
+from hearth.protocol.messages.schedules import (
+    ActiveHoursSpec,
+    LastRun,
+    ScheduleCreate,
+    ScheduleCreated,
+    ScheduleDelete,
+    ScheduleDeleted,
+    ScheduleInfo,
+    ScheduleList,
+    ScheduleListResult,
+    ScheduleRunInfo,
+    ScheduleRuns,
+    ScheduleRunsResult,
+    ScheduleTrigger,
+    ScheduleTriggered,
+    ScheduleUpdate,
+    ScheduleUpdated,
+)
+from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.store.records import ScheduleRecord, ScheduleRunRecord
+from hearth.workflows.errors import (
+    InvalidInputError,
+    WorkflowInvalidError,
+    WorkflowNotFoundError,
+)
+
+_FIELD_NAMES = {
+    "cron_expression": "cronExpression",
+    "workflow_id": "workflowId",
+    "active_hours": "activeHours",
+    "max_runs": "maxRuns",
+    "misfire_grace_s": "misfireGraceS",
+}
+
+
+def _protocol_error(exc: Exception) -> ProtocolError:
+    if isinstance(exc, ScheduleNotFoundError):
+        return ProtocolError(ErrorCode.SCHEDULE_NOT_FOUND, str(exc))
+    if isinstance(exc, InvalidScheduleError):
+        return ProtocolError(
+            ErrorCode.INVALID_SCHEDULE, f"invalid {exc.field}: {exc.reason}", {"field": exc.field}
+        )
+    if isinstance(exc, WorkflowNotFoundError):
+        return ProtocolError(ErrorCode.WORKFLOW_NOT_FOUND, str(exc), {"field": "workflowId"})
+    if isinstance(exc, WorkflowInvalidError):
+        return ProtocolError(ErrorCode.INVALID_SCHEDULE, str(exc), {"field": "workflowId"})
+    if isinstance(exc, InvalidInputError):
+        return ProtocolError(
+            ErrorCode.INVALID_SCHEDULE, f"invalid input: {exc}", {"field": f"input.{exc.field}"}
+        )
+    raise exc
+
+
+ERRORS = (
+    ScheduleNotFoundError,
+    InvalidScheduleError,
+    WorkflowNotFoundError,
+    WorkflowInvalidError,
+    InvalidInputError,
+)
+
+
+def _fields(message: ScheduleCreate | ScheduleUpdate, skip: set[str]) -> dict[str, Any]:
+    """The fields the client actually sent (so an explicit null can clear a value)."""
+    fields: dict[str, Any] = {}
+    for name in message.model_fields_set - skip - {"type", "id"}:
+        value = getattr(message, name)
+        if isinstance(value, ActiveHoursSpec):
+            value = value.to_wire()
+        fields[name] = value
+    return fields
+
+
+def schedule_info(record: ScheduleRecord, last: ScheduleRunRecord | None) -> ScheduleInfo:
+    tz = ZoneInfo(record.timezone)
+    return ScheduleInfo(
+        id=record.id,
+        name=record.name,
+        target=record.target,
+        cron_expression=record.cron_expression,
+        every=record.every,
+        at=record.at.astimezone(tz) if record.at else None,
+        timezone=record.timezone,
+        enabled=record.enabled,
+        state=record.state,
+        state_reason=record.state_reason,
+        next_run=record.next_run.astimezone(tz) if record.next_run else None,
+        last_run=LastRun(
+            scheduled_for=last.scheduled_for.astimezone(tz),
+            status=last.status,
+        )
+        if last
+        else None,
+        run_count=record.run_count,
+        max_runs=record.max_runs,
+        workflow_id=record.workflow_id,
+        input=record.input,
+        active_hours=ActiveHoursSpec.model_validate(record.active_hours)
+        if record.active_hours
+        else None,
+        overlap=record.overlap,
+        misfire=record.misfire,
+        misfire_grace_s=record.misfire_grace_s,
+        consecutive_failures=record.consecutive_failures,
+    )
+
+
+def run_info(run: ScheduleRunRecord, tz: ZoneInfo) -> ScheduleRunInfo:
+    return ScheduleRunInfo(
+        run_id=run.id,
+        scheduled_for=run.scheduled_for.astimezone(tz),
+        fired_at=run.fired_at.astimezone(tz),
+        status=run.status,
+        reason=run.reason,
+        execution_id=run.execution_id,
+        missed_count=run.missed_count,
+    )
+
+
+@handles(ScheduleCreate)
+async def create(message: ScheduleCreate, ctx: HandlerContext) -> ScheduleCreated:
+    try:
+        record = await ctx.state.schedules.create(_fields(message, set()))
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    tz = ZoneInfo(record.timezone)
+    return ScheduleCreated(
+        id=message.id,
+        schedule_id=record.id,
+        next_run=record.next_run.astimezone(tz) if record.next_run else None,
+    )
+
+
+@handles(ScheduleUpdate)
+async def update(message: ScheduleUpdate, ctx: HandlerContext) -> ScheduleUpdated:
+    try:
+        record = await ctx.state.schedules.update(
+            message.schedule_id, _fields(message, {"schedule_id"})
+        )
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    tz = ZoneInfo(record.timezone)
+    return ScheduleUpdated(
+        id=message.id,
+        schedule_id=record.id,
+        next_run=record.next_run.astimezone(tz) if record.next_run else None,
+    )
+
+
+@handles(ScheduleDelete)
+async def delete(message: ScheduleDelete, ctx: HandlerContext) -> ScheduleDeleted:
+    try:
+        await ctx.state.schedules.delete(message.schedule_id)
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    return ScheduleDeleted(id=message.id, schedule_id=message.schedule_id)
+
+
+@handles(ScheduleList)
+async def list_schedules(message: ScheduleList, ctx: HandlerContext) -> ScheduleListResult:
+    items = await ctx.state.schedules.overview()
+    return ScheduleListResult(
+        id=message.id, schedules=[schedule_info(record, last) for record, last in items]
+    )
+
+
+@handles(ScheduleRuns)
+async def runs(message: ScheduleRuns, ctx: HandlerContext) -> ScheduleRunsResult:
+    try:
+        record = await ctx.state.schedules.get(message.schedule_id)
+        history = await ctx.state.schedules.runs(message.schedule_id, message.limit)
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    tz = ZoneInfo(record.timezone)
+    return ScheduleRunsResult(
+        id=message.id, schedule_id=record.id, runs=[run_info(r, tz) for r in history]
+    )
+
+
+@handles(ScheduleTrigger)
+async def trigger(message: ScheduleTrigger, ctx: HandlerContext) -> ScheduleTriggered:
+    try:
+        record = await ctx.state.schedules.get(message.schedule_id)
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    run = await ctx.state.scheduler.trigger_now(record)
+    return ScheduleTriggered(
+        id=message.id, schedule_id=record.id, run_id=run.id, execution_id=run.execution_id
+    )

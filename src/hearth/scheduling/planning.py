@@ -1,0 +1,59 @@
+"""What to do with a schedule whose `next_run` has come: fire, record missed ticks, or both.
+
+Pure functions over the trigger and the clock, so the misfire rules are easy to test: after
+downtime at most ONE catch-up run (for the latest missed tick, and only within the grace
+period); every other missed tick is counted, never replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hearth.scheduling.triggers import EveryTrigger, Trigger
+
+#: A tick this close to "now" is simply on time, whatever the misfire policy.
+ON_TIME = timedelta(seconds=60)
+#: Cron ticks counted one by one are capped; beyond it the count is a lower bound.
+MAX_COUNTED = 100_000
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    fire_at: datetime | None  # the tick to fire now, if any
+    missed_first: datetime | None  # the earliest missed tick, if any
+    missed_count: int
+    next_run: datetime | None  # the first tick after now
+
+
+def plan(
+    trigger: Trigger,
+    due: datetime,
+    now: datetime,
+    *,
+    misfire: str,
+    grace: timedelta,
+) -> TickPlan:
+    """`due` is the schedule's stored next_run (≤ now)."""
+    latest = due
+    count = 1
+    if isinstance(trigger, EveryTrigger):
+        count = trigger.ticks_between(due, now)
+        latest = due + trigger.interval * (count - 1)
+    else:
+        while count < MAX_COUNTED:
+            following = trigger.next_after(latest)
+            if following is None or following > now:
+                break
+            latest = following
+            count += 1
+    next_run = trigger.next_after(now if latest <= now else latest)
+    late = now - latest
+    fire = late <= ON_TIME or (misfire == "run_once" and late <= grace)
+    missed = count - 1 if fire else count
+    return TickPlan(
+        fire_at=latest if fire else None,
+        missed_first=due if missed else None,
+        missed_count=missed,
+        next_run=next_run,
+    )

@@ -1,0 +1,274 @@
+"""Creating, changing and reading schedules. Everything is validated before anything is saved."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hearth.events import DomainEvent, EventBus
+from hearth.scheduling.active_hours import ActiveHours
+from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.scheduling.targets import ScheduleTarget
+from hearth.scheduling.triggers import (
+    AtTrigger,
+    CronTrigger,
+    EveryTrigger,
+    Trigger,
+    check_cron,
+    zone,
+)
+from hearth.store.records import ScheduleRecord, ScheduleRunRecord
+from hearth.store.schedules import ScheduleRepository
+from hearth.workflows.durations import parse_duration, parse_until
+
+MIN_EVERY = timedelta(seconds=1)
+FIELDS = {
+    "name",
+    "cron_expression",
+    "every",
+    "at",
+    "timezone",
+    "workflow_id",
+    "input",
+    "active_hours",
+    "max_runs",
+    "overlap",
+    "misfire",
+    "misfire_grace_s",
+    "enabled",
+}
+CHANGED_TOPIC = "schedule.changed"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def trigger_of(record: ScheduleRecord) -> Trigger:
+    if record.cron_expression:
+        return CronTrigger(record.cron_expression, zone(record.timezone))
+    if record.every_s is not None:
+        return EveryTrigger(timedelta(seconds=record.every_s), record.anchor_at)
+    assert record.at is not None
+    return AtTrigger(record.at)
+
+
+def _parse_every(text: Any) -> tuple[str, float]:
+    if not isinstance(text, str):
+        raise InvalidScheduleError("every", 'expected a duration such as "15m"')
+    try:
+        interval = parse_duration(text)
+    except ValueError as exc:
+        raise InvalidScheduleError("every", str(exc)) from None
+    if interval < MIN_EVERY:
+        raise InvalidScheduleError("every", "must be at least 1s")
+    return text, interval.total_seconds()
+
+
+def _parse_at(text: Any, tz_name: str, now: datetime) -> datetime:
+    if not isinstance(text, str):
+        raise InvalidScheduleError("at", "expected an ISO time such as 2026-12-01T09:00")
+    try:
+        at = parse_until(text, zone(tz_name))
+    except ValueError as exc:
+        raise InvalidScheduleError("at", str(exc)) from None
+    if at <= now:
+        raise InvalidScheduleError(
+            "at", f"{text} ({at.astimezone(zone(tz_name)).isoformat()}) is in the past"
+        )
+    return at
+
+
+class ScheduleService:
+    def __init__(
+        self,
+        repo: ScheduleRepository,
+        bus: EventBus,
+        targets: Mapping[str, ScheduleTarget],
+        default_timezone: str,
+    ) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.targets = dict(targets)
+        self.default_timezone = default_timezone
+
+    def _changed(self, schedule_id: str) -> None:
+        """Wake the scheduler here and, through the bus, on other nodes."""
+        self.bus.publish(DomainEvent(CHANGED_TOPIC, {"scheduleId": schedule_id}))
+
+    def _validate(self, record: ScheduleRecord, now: datetime) -> ScheduleRecord:
+        """Check every field and compute next_run; raises InvalidScheduleError."""
+        if not record.name.strip():
+            raise InvalidScheduleError("name", "must not be empty")
+        kinds = [
+            k
+            for k, v in (
+                ("cronExpression", record.cron_expression),
+                ("every", record.every),
+                ("at", record.at),
+            )
+            if v is not None
+        ]
+        if len(kinds) != 1:
+            raise InvalidScheduleError(
+                "cronExpression",
+                "give exactly one of cronExpression, every or at"
+                + (f" (got {', '.join(kinds)})" if kinds else ""),
+            )
+        zone(record.timezone)
+        if record.active_hours is not None:
+            ActiveHours.parse(record.active_hours)
+        if record.max_runs is not None and record.max_runs < 1:
+            raise InvalidScheduleError("maxRuns", "must be at least 1")
+        if record.overlap not in ("skip", "allow"):
+            raise InvalidScheduleError("overlap", "must be 'skip' or 'allow'")
+        if record.misfire not in ("run_once", "skip"):
+            raise InvalidScheduleError("misfire", "must be 'run_once' or 'skip'")
+        if record.misfire_grace_s < 0:
+            raise InvalidScheduleError("misfireGraceS", "must not be negative")
+        target = self.targets.get(record.target)
+        if target is None:
+            raise InvalidScheduleError("target", f"unknown target {record.target!r}")
+        if record.target == "workflow":
+            if not record.workflow_id:
+                raise InvalidScheduleError("workflowId", "which workflow should run?")
+            target.check(record.workflow_id, record.input)
+        next_run = trigger_of(record).next_after(now) if record.enabled else None
+        return replace(record, next_run=next_run)
+
+    async def create(
+        self, fields: Mapping[str, Any], *, target: str = "workflow"
+    ) -> ScheduleRecord:
+        unknown = set(fields) - FIELDS
+        if unknown:
+            raise InvalidScheduleError(sorted(unknown)[0], "unknown field")
+        now = _now()
+        tz_name = fields.get("timezone") or self.default_timezone
+        zone(tz_name)
+        cron = fields.get("cron_expression")
+        every_text, every_s = (None, None)
+        if fields.get("every") is not None:
+            every_text, every_s = _parse_every(fields["every"])
+        at = _parse_at(fields["at"], tz_name, now) if fields.get("at") is not None else None
+        max_runs = fields.get("max_runs")
+        if at is not None:
+            max_runs = 1
+        record = ScheduleRecord(
+            id=str(uuid.uuid4()),
+            name=str(fields.get("name") or ""),
+            target=target,
+            workflow_id=fields.get("workflow_id"),
+            input=fields.get("input"),
+            cron_expression=check_cron(cron) if cron is not None else None,
+            every=every_text,
+            every_s=every_s,
+            at=at,
+            anchor_at=now,
+            timezone=tz_name,
+            active_hours=fields.get("active_hours"),
+            max_runs=max_runs,
+            run_count=0,
+            overlap=fields.get("overlap") or "skip",
+            misfire=fields.get("misfire") or "run_once",
+            misfire_grace_s=float(
+                3600 if fields.get("misfire_grace_s") is None else fields["misfire_grace_s"]
+            ),
+            enabled=fields.get("enabled", True) is not False,
+            state="active" if fields.get("enabled", True) is not False else "paused",
+            state_reason=None,
+            consecutive_failures=0,
+            next_run=None,
+            last_execution_id=None,
+            created_at=now,
+            updated_at=now,
+        )
+        record = self._validate(record, now)
+        await self.repo.insert(record)
+        self._changed(record.id)
+        return record
+
+    async def get(self, schedule_id: str) -> ScheduleRecord:
+        record = await self.repo.get(schedule_id)
+        if record is None:
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        return record
+
+    async def update(self, schedule_id: str, fields: Mapping[str, Any]) -> ScheduleRecord:
+        """Apply the given fields (a None value clears activeHours / maxRuns)."""
+        unknown = set(fields) - FIELDS
+        if unknown:
+            raise InvalidScheduleError(sorted(unknown)[0], "unknown field")
+        current = await self.get(schedule_id)
+        now = _now()
+        changes: dict[str, Any] = {"updated_at": now}
+        tz_name = fields.get("timezone") or current.timezone
+        if "timezone" in fields and fields["timezone"] is not None:
+            zone(tz_name)
+            changes["timezone"] = tz_name
+        trigger_fields = {"cron_expression", "every", "at"} & {
+            k for k, v in fields.items() if v is not None
+        }
+        if trigger_fields:
+            if len(trigger_fields) > 1:
+                raise InvalidScheduleError(
+                    "cronExpression", "give exactly one of cronExpression, every or at"
+                )
+            changes.update(cron_expression=None, every=None, every_s=None, at=None, anchor_at=now)
+            if "cron_expression" in trigger_fields:
+                changes["cron_expression"] = check_cron(fields["cron_expression"])
+            elif "every" in trigger_fields:
+                changes["every"], changes["every_s"] = _parse_every(fields["every"])
+            else:
+                changes["at"] = _parse_at(fields["at"], tz_name, now)
+                changes["max_runs"] = 1
+                changes["run_count"] = 0
+        for key in ("name", "workflow_id", "overlap", "misfire"):
+            if fields.get(key) is not None:
+                changes[key] = fields[key]
+        if "misfire_grace_s" in fields and fields["misfire_grace_s"] is not None:
+            changes["misfire_grace_s"] = float(fields["misfire_grace_s"])
+        for key in ("active_hours", "max_runs", "input"):
+            if key in fields:
+                changes[key] = fields[key]
+        if "enabled" in fields and fields["enabled"] is not None:
+            changes["enabled"] = bool(fields["enabled"])
+        updated = replace(current, **changes)
+        if updated.enabled:
+            if updated.max_runs is not None and updated.run_count >= updated.max_runs:
+                raise InvalidScheduleError(
+                    "enabled",
+                    f"this schedule already ran {updated.run_count} of maxRuns "
+                    f"{updated.max_runs} times; raise maxRuns to enable it again",
+                )
+            updated = replace(
+                updated,
+                state="active",
+                state_reason=None,
+                consecutive_failures=0 if not current.enabled else updated.consecutive_failures,
+            )
+        else:
+            updated = replace(
+                updated,
+                state="paused" if current.state in ("active", "paused") else current.state,
+            )
+        updated = self._validate(updated, now)
+        await self.repo.replace(updated)
+        self._changed(schedule_id)
+        return updated
+
+    async def delete(self, schedule_id: str) -> None:
+        if not await self.repo.delete(schedule_id):
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        self._changed(schedule_id)
+
+    async def overview(self) -> list[tuple[ScheduleRecord, ScheduleRunRecord | None]]:
+        records = await self.repo.all()
+        last = await self.repo.last_runs([r.id for r in records])
+        return [(r, last.get(r.id)) for r in records]
+
+    async def runs(self, schedule_id: str, limit: int) -> list[ScheduleRunRecord]:
+        await self.get(schedule_id)
+        return await self.repo.runs(schedule_id, limit)
