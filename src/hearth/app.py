@@ -109,6 +109,7 @@ class Hearth:
                 history=timedelta(days=settings.schedules.history_days),
                 history_max=settings.schedules.history_max,
                 max_sleep_s=settings.schedules.max_sleep_s,
+                misfire_threshold=timedelta(seconds=settings.schedules.misfire_threshold_s),
             ),
         )
         self.state = GatewayState(

@@ -87,6 +87,12 @@ class SchedulesSettings(Section):
     history_days: float = Field(default=30, gt=0, description="Run history kept per schedule.")
     history_max: int = Field(default=1000, ge=1, description="Runs kept per schedule.")
     max_sleep_s: float = Field(default=30, gt=0, description="Longest sleep; notices clock jumps.")
+    misfire_threshold_s: float = Field(
+        default=5,
+        ge=0,
+        description="A tick this late still fires whatever the misfire policy (a busy loop is "
+        "not downtime); later ones follow `misfire`.",
+    )
 
 
 class ProviderSettings(Section):

@@ -123,7 +123,7 @@ class GatewayClient:
         msg_id = f"hello-{next(self._hello_ids)}"
         hello = Hello(id=msg_id, protocol=PROTOCOL_VERSION, token=self._token, client=self._client)
         try:
-            await ws.send(hello.model_dump_json(by_alias=True, exclude_none=True))
+            await ws.send(hello.to_frame())
             reply = parse_server(await asyncio.wait_for(ws.recv(), timeout=10))
         except (ConnectionClosed, TimeoutError) as exc:
             await ws.close()
@@ -271,7 +271,7 @@ class GatewayClient:
         future: asyncio.Future[ServerMessage] = asyncio.get_running_loop().create_future()
         self._pending[message.id] = future
         try:
-            await ws.send(message.model_dump_json(by_alias=True, exclude_none=True))
+            await ws.send(message.to_frame())
             return await asyncio.wait_for(future, timeout=self.request_timeout_s)
         except TimeoutError:
             raise RequestTimeoutError(

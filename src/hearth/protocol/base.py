@@ -8,6 +8,7 @@ because the published schema is a promise to clients.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,13 @@ class ClientMessage(WireModel):
 
     type: str
     id: str = Field(min_length=1, max_length=128, description="Correlates the one reply.")
+
+    def to_frame(self) -> str:
+        """The JSON frame: fields the caller set, including explicit nulls (which clear
+        values in update messages), never defaults it left alone."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        data["type"] = self.type
+        return json.dumps(data, separators=(",", ":"))
 
 
 class ServerMessage(WireModel):

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from hearth.scheduling.triggers import EveryTrigger, Trigger
 
-#: A tick this close to "now" is simply on time, whatever the misfire policy.
-ON_TIME = timedelta(seconds=60)
+#: Default for how late a tick may fire and still count as on time, whatever the misfire
+#: policy (`schedules.misfire_threshold_s`): a busy loop is not downtime.
+ON_TIME = timedelta(seconds=5)
 #: Cron ticks counted one by one are capped; beyond it the count is a lower bound.
 MAX_COUNTED = 100_000
 
@@ -33,6 +34,7 @@ def plan(
     *,
     misfire: str,
     grace: timedelta,
+    on_time: timedelta = ON_TIME,
 ) -> TickPlan:
     """`due` is the schedule's stored next_run (≤ now)."""
     latest = due
@@ -49,7 +51,7 @@ def plan(
             count += 1
     next_run = trigger.next_after(now if latest <= now else latest)
     late = now - latest
-    fire = late <= ON_TIME or (misfire == "run_once" and late <= grace)
+    fire = late <= on_time or (misfire == "run_once" and late <= grace)
     missed = count - 1 if fire else count
     return TickPlan(
         fire_at=latest if fire else None,

@@ -43,6 +43,7 @@ class SchedulerConfig:
     history: timedelta = timedelta(days=30)
     history_max: int = 1000
     max_sleep_s: float = 30.0
+    misfire_threshold: timedelta = timedelta(seconds=5)
 
 
 def _now() -> datetime:
@@ -134,6 +135,7 @@ class Scheduler:
             now,
             misfire=record.misfire,
             grace=timedelta(seconds=record.misfire_grace_s),
+            on_time=self.config.misfire_threshold,
         )
         runs: list[ScheduleRunRecord] = []
         if tick.missed_count and tick.missed_first is not None:
@@ -318,7 +320,11 @@ class Scheduler:
                     await self._count_failure(conn, record, str(reason))
         self._publish_run(
             ScheduleRunRecord(
-                **{**run.__dict__, "status": "ok" if ok else "failed", "reason": reason}
+                **{
+                    **run.__dict__,
+                    "status": "ok" if ok else "failed",
+                    "reason": reason if reason is not None else run.reason,
+                }
             )
         )
 

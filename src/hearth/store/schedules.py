@@ -114,10 +114,13 @@ class ScheduleRepository:
         ).first()
         if row is None:
             return None
+        values: dict[str, Any] = {"status": status}
+        if reason is not None:
+            values["reason"] = reason
         result = await conn.execute(
             schedule_runs.update()
             .where(rc.id == row.id, rc.status == "running")
-            .values(status=status, reason=reason)
+            .values(**values)
         )
         return _run(row) if result.rowcount == 1 else None
 

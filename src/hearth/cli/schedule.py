@@ -1,0 +1,283 @@
+"""`hearth schedule …`: keep workflows on a schedule from the command line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from hearth.cli.common import DataDirOption, console, fail, run, with_client
+from hearth.cli.workflow import parse_inputs
+from hearth.client import GatewayClient
+from hearth.protocol.base import Reply
+from hearth.protocol.messages.schedules import (
+    ActiveHoursSpec,
+    ScheduleCreate,
+    ScheduleCreated,
+    ScheduleDelete,
+    ScheduleDeleted,
+    ScheduleInfo,
+    ScheduleList,
+    ScheduleListResult,
+    ScheduleRuns,
+    ScheduleRunsResult,
+    ScheduleTrigger,
+    ScheduleTriggered,
+    ScheduleUpdate,
+    ScheduleUpdated,
+)
+
+app = typer.Typer(help="Run workflows on a schedule.", no_args_is_help=True)
+
+RUN_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "missed": "magenta"}
+
+
+def parse_days(text: str) -> list[int]:
+    """ "1-5", "1,3,5", "6-7" → ISO weekdays (Monday = 1)."""
+    days: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            start = int(low)
+            end = int(high) if sep else start
+        except ValueError:
+            fail(f"--days {text!r}: use numbers 1-7 (Monday = 1), e.g. 1-5 or 1,3,5", 2)
+        if not (1 <= start <= end <= 7):
+            fail(f"--days {text!r}: days run from 1 (Monday) to 7 (Sunday)", 2)
+        days.update(range(start, end + 1))
+    return sorted(days)
+
+
+def parse_active_hours(text: str | None, days: str | None) -> ActiveHoursSpec | None:
+    if text is None:
+        if days is not None:
+            return ActiveHoursSpec(start="00:00", end="23:59", days_of_week=parse_days(days))
+        return None
+    start, sep, end = text.partition("-")
+    if not sep:
+        fail(f"--active-hours {text!r}: use START-END such as 09:00-18:00", 2)
+    return ActiveHoursSpec(
+        start=start.strip(), end=end.strip(), days_of_week=parse_days(days) if days else None
+    )
+
+
+def _when(moment: datetime | None, tz_name: str) -> str:
+    if moment is None:
+        return "—"
+    local = moment.astimezone()
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if local.utcoffset() != moment.utcoffset():
+        shown += f" ({local.strftime('%H:%M %Z')} here)"
+    return shown
+
+
+def _trigger(item: ScheduleInfo) -> str:
+    if item.cron_expression:
+        return f"cron {item.cron_expression}"
+    if item.every:
+        return f"every {item.every}"
+    return f"at {item.at.isoformat() if item.at else '?'}"
+
+
+@app.command("add")
+def add(
+    name: str,
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id to run.")],
+    cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "30 8 * * 1-5".')] = None,
+    every: Annotated[str | None, typer.Option(help='Interval, e.g. "15m".')] = None,
+    at: Annotated[str | None, typer.Option(help="Once, at an ISO time.")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
+    ] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="IANA zone [default: host's].")] = None,
+    active_hours: Annotated[
+        str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
+    ] = None,
+    days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
+    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1)] = None,
+    overlap: Annotated[Literal["skip", "allow"], typer.Option()] = "skip",
+    misfire: Annotated[Literal["run_once", "skip"], typer.Option()] = "run_once",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a schedule (exactly one of --cron, --every, --at)."""
+    chosen = [flag for flag, value in (("--cron", cron), ("--every", every), ("--at", at)) if value]
+    if len(chosen) != 1:
+        fail("give exactly one of --cron, --every or --at", 2)
+    values = parse_inputs(inputs or [], None)
+    message = ScheduleCreate(
+        id="create",
+        name=name,
+        cron_expression=cron,
+        every=every,
+        at=at,
+        timezone=tz,
+        workflow_id=workflow,
+        input=values or None,
+        active_hours=parse_active_hours(active_hours, days),
+        max_runs=max_runs,
+        overlap=overlap,
+        misfire=misfire,
+    )
+
+    async def send(client: GatewayClient) -> ScheduleCreated:
+        message.id = client.next_id()
+        return await client.request(message, ScheduleCreated)
+
+    reply = run(with_client(data_dir, send))
+    console.print(
+        f"schedule {reply.schedule_id} created; next run {_when(reply.next_run, tz or '')}",
+        highlight=False,
+    )
+
+
+async def _list(client: GatewayClient) -> ScheduleListResult:
+    return await client.request(ScheduleList(id=client.next_id()), ScheduleListResult)
+
+
+@app.command("list")
+def list_schedules(data_dir: DataDirOption = None) -> None:
+    """All schedules, with the next run in the schedule's zone (and yours when different)."""
+    result = run(with_client(data_dir, _list))
+    if not result.schedules:
+        console.print("no schedules yet: hearth schedule add NAME --every 15m --workflow ID")
+        return
+    table = Table("id", "name", "trigger", "zone", "state", "next run", "last run", "runs")
+    for item in result.schedules:
+        last = ""
+        if item.last_run:
+            style = RUN_STYLE.get(item.last_run.status, "")
+            last = f"[{style}]{item.last_run.status}[/]" if style else item.last_run.status
+        runs = f"{item.run_count}" + (f"/{item.max_runs}" if item.max_runs else "")
+        table.add_row(
+            item.id[:8],
+            item.name,
+            _trigger(item),
+            item.timezone,
+            item.state,
+            _when(item.next_run, item.timezone),
+            last,
+            runs,
+        )
+    console.print(table)
+
+
+async def _resolve(client: GatewayClient, schedule_id: str) -> ScheduleInfo:
+    """Accept a full id or an unambiguous prefix (as `list` shows)."""
+    listing = await _list(client)
+    matches = [s for s in listing.schedules if s.id == schedule_id] or [
+        s for s in listing.schedules if s.id.startswith(schedule_id)
+    ]
+    if len(matches) != 1:
+        what = "no schedule" if not matches else "more than one schedule"
+        raise ValueError(f"{what} matches {schedule_id!r}; see `hearth schedule list`")
+    return matches[0]
+
+
+@app.command("show")
+def show(
+    schedule_id: str,
+    limit: Annotated[int, typer.Option(help="Runs to show.")] = 20,
+    data_dir: DataDirOption = None,
+) -> None:
+    """One schedule and its run history (skipped and missed runs included, with why)."""
+
+    async def ask(client: GatewayClient) -> tuple[ScheduleInfo, ScheduleRunsResult]:
+        item = await _resolve(client, schedule_id)
+        runs = await client.request(
+            ScheduleRuns(id=client.next_id(), schedule_id=item.id, limit=limit),
+            ScheduleRunsResult,
+        )
+        return item, runs
+
+    item, runs = run(with_client(data_dir, ask))
+    console.print(f"[bold]{item.name}[/] ({item.id})", highlight=False)
+    console.print(f"  trigger   {_trigger(item)} in {item.timezone}", highlight=False)
+    console.print(f"  workflow  {item.workflow_id}", highlight=False)
+    console.print(
+        f"  state     {item.state}" + (f" — {item.state_reason}" if item.state_reason else ""),
+        highlight=False,
+    )
+    console.print(f"  next run  {_when(item.next_run, item.timezone)}", highlight=False)
+    if item.active_hours:
+        days = item.active_hours.days_of_week
+        console.print(
+            f"  active    {item.active_hours.start}-{item.active_hours.end}"
+            + (f" on days {','.join(map(str, days))}" if days else ""),
+            highlight=False,
+        )
+    console.print(f"  policies  overlap={item.overlap} misfire={item.misfire}", highlight=False)
+    table = Table("scheduled for", "fired at", "status", "reason", "execution")
+    for entry in runs.runs:
+        style = RUN_STYLE.get(entry.status, "")
+        status = f"[{style}]{entry.status}[/]" if style else entry.status
+        reason = entry.reason or ""
+        if entry.missed_count and entry.missed_count > 1:
+            reason = f"{reason} ({entry.missed_count} ticks)"
+        table.add_row(
+            entry.scheduled_for.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            entry.fired_at.strftime("%H:%M:%S"),
+            status,
+            reason,
+            entry.execution_id or "",
+        )
+    console.print(table)
+
+
+def _change(schedule_id: str, data_dir: DataDirOption, enabled: bool) -> None:
+    async def send(client: GatewayClient) -> Reply:
+        item = await _resolve(client, schedule_id)
+        return await client.request(
+            ScheduleUpdate(id=client.next_id(), schedule_id=item.id, enabled=enabled),
+            ScheduleUpdated,
+        )
+
+    reply = run(with_client(data_dir, send))
+    assert isinstance(reply, ScheduleUpdated)
+    state = "resumed" if enabled else "paused"
+    console.print(f"schedule {reply.schedule_id} {state}", highlight=False)
+
+
+@app.command("pause")
+def pause(schedule_id: str, data_dir: DataDirOption = None) -> None:
+    """Stop firing until resumed (missed ticks are not caught up on resume)."""
+    _change(schedule_id, data_dir, False)
+
+
+@app.command("resume")
+def resume(schedule_id: str, data_dir: DataDirOption = None) -> None:
+    """Fire again from the next tick."""
+    _change(schedule_id, data_dir, True)
+
+
+@app.command("rm")
+def remove(schedule_id: str, data_dir: DataDirOption = None) -> None:
+    """Delete a schedule and its history."""
+
+    async def send(client: GatewayClient) -> ScheduleDeleted:
+        item = await _resolve(client, schedule_id)
+        return await client.request(
+            ScheduleDelete(id=client.next_id(), schedule_id=item.id), ScheduleDeleted
+        )
+
+    reply = run(with_client(data_dir, send))
+    console.print(f"schedule {reply.schedule_id} deleted", highlight=False)
+
+
+@app.command("run")
+def run_now(schedule_id: str, data_dir: DataDirOption = None) -> None:
+    """Fire a schedule's workflow now (recorded in its history as a manual run)."""
+
+    async def send(client: GatewayClient) -> ScheduleTriggered:
+        item = await _resolve(client, schedule_id)
+        return await client.request(
+            ScheduleTrigger(id=client.next_id(), schedule_id=item.id), ScheduleTriggered
+        )
+
+    reply = run(with_client(data_dir, send))
+    console.print(
+        f"run {reply.run_id} started"
+        + (f": execution {reply.execution_id}" if reply.execution_id else ""),
+        highlight=False,
+    )
