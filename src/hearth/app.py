@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 
 from hearth import __version__
+from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import Settings
 from hearth.datadir import RuntimeInfo, ensure_token, remove_runtime, write_runtime
 from hearth.events import EventBus, LocalEventBus
@@ -25,7 +26,7 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, core, schedules, workflows
+from hearth.gateway.handlers import approvals, chat, core, schedules, workflows
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -39,6 +40,7 @@ from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
 from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
 from hearth.scheduling.timezones import host_zone_name
+from hearth.secrets import KeyLookup, SecretStore
 from hearth.store import Database
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
 from hearth.store.schedules import ScheduleRepository
@@ -76,7 +78,10 @@ class Hearth:
             else LocalEventBus()
         )
         self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
-        self.models = ModelFactory(settings.models.default, settings.providers)
+        self.secrets = SecretStore(settings.data_dir / "secrets.json")
+        self.models = ModelFactory(
+            settings.models.default, settings.providers, KeyLookup(self.secrets)
+        )
         self.catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs])
         self.workflows = WorkflowEngine(
             db=self.db,
@@ -112,6 +117,21 @@ class Hearth:
                 misfire_threshold=timedelta(seconds=settings.schedules.misfire_threshold_s),
             ),
         )
+        self.chat = ChatService(
+            db=self.db,
+            bus=self.bus,
+            models=self.models,
+            tools=self.tools,
+            workspace=settings.workspace_dir,
+            config=ChatConfig(
+                node_id=node_id,
+                max_history_messages=settings.chat.max_history_messages,
+                max_history_tokens=settings.chat.max_history_tokens,
+                approval_timeout=timedelta(seconds=settings.tools.approval_timeout_s),
+                tool_policy=dict(settings.tools.policy),
+                instructions=settings.chat.instructions or DEFAULT_INSTRUCTIONS,
+            ),
+        )
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -125,9 +145,10 @@ class Hearth:
             workflows=self.workflows,
             schedules=self.schedules,
             scheduler=self.scheduler,
+            chat=self.chat,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules):
+        for module in (core, workflows, approvals, schedules, chat):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -160,6 +181,7 @@ class Hearth:
             self.catalog.start_watching()
         await self.workflows.start()
         await self.scheduler.start()
+        await self.chat.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
 
     async def _node_heartbeat(self) -> None:
@@ -174,6 +196,7 @@ class Hearth:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()
         await self.catalog.stop()

@@ -63,7 +63,14 @@ class ToolsSettings(Section):
     """Built-in tools. The shell tool is off unless a person turns it on."""
 
     shell: ShellToolSettings = Field(default_factory=ShellToolSettings)
-    approval_timeout_s: float = Field(default=300.0, gt=0)
+    approval_timeout_s: float = Field(
+        default=300.0, gt=0, description="Unanswered chat tool approvals are denied after this."
+    )
+    policy: dict[str, Literal["auto", "ask", "deny"]] = Field(
+        default_factory=dict,
+        description='Per tool, e.g. {"file.write" = "auto"}; default: read-only tools auto, '
+        "others ask. shell.run always asks.",
+    )
 
 
 class WorkflowSettings(Section):
@@ -93,6 +100,12 @@ class SchedulesSettings(Section):
         description="A tick this late still fires whatever the misfire policy (a busy loop is "
         "not downtime); later ones follow `misfire`.",
     )
+
+
+class ChatSettings(Section):
+    max_history_messages: int = Field(default=100, ge=2)
+    max_history_tokens: int = Field(default=60_000, ge=100)
+    instructions: str | None = Field(default=None, description="System prompt for chats.")
 
 
 class ProviderSettings(Section):
@@ -146,6 +159,7 @@ class Settings(BaseSettings):
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     schedules: SchedulesSettings = Field(default_factory=SchedulesSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 

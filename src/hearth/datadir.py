@@ -37,6 +37,11 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
         raise
 
 
+def write_private_json(path: Path, data: Any) -> None:
+    """JSON readable by the owner only (secrets)."""
+    _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 

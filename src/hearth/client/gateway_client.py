@@ -83,7 +83,7 @@ class GatewayClient:
         self._ids = itertools.count(1)
         self._hello_ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[ServerMessage]] = {}
-        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._events: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -214,7 +214,9 @@ class GatewayClient:
             log.error("ignoring a frame that does not match the protocol: %s", exc)
             return
         msg_id = getattr(message, "id", None)
-        if isinstance(message, Event):
+        if isinstance(message, Event) or (
+            isinstance(message, Error) and message.request_id is not None and msg_id is None
+        ):
             self._events.put_nowait(message)
         elif msg_id is not None and msg_id in self._pending:
             future = self._pending.pop(msg_id)
@@ -282,7 +284,7 @@ class GatewayClient:
         finally:
             self._pending.pop(message.id, None)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncIterator[ServerMessage]:
         """Server events in arrival order; ends when the client closes for good."""
         while True:
             event = await self._events.get()
@@ -291,7 +293,7 @@ class GatewayClient:
                 return
             yield event
 
-    async def next_event(self, type_: str, timeout_s: float = 10.0) -> Event:
+    async def next_event(self, type_: str, timeout_s: float = 10.0) -> ServerMessage:
         """The next event of one type, skipping others (handy in scripts and tests)."""
         async with asyncio.timeout(timeout_s):
             async for event in self.events():

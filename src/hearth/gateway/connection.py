@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from hearth.protocol import ClientInfo, CloseCode, Event, ServerMessage
+from hearth.protocol import ClientInfo, CloseCode, ServerMessage
 
 log = logging.getLogger("hearth.gateway.connection")
 
@@ -41,12 +41,12 @@ class Connection:
         """Queue a reply; False when the connection is gone or was dropped for being slow."""
         return self._enqueue(encode(message))
 
-    def send_event(self, event: Event) -> bool:
+    def send_event(self, event: ServerMessage) -> bool:
         """Queue a server event, stamping the next per-connection `seq`."""
         if self.closed.is_set():
             return False
         self._seq += 1
-        event.seq = self._seq
+        event.seq = self._seq  # type: ignore[attr-defined]
         return self._enqueue(encode(event))
 
     def _enqueue(self, frame: str) -> bool:
@@ -119,7 +119,7 @@ class ConnectionRegistry:
     def __iter__(self) -> Iterator[Connection]:
         return iter(tuple(self._by_id.values()))
 
-    def broadcast(self, event: Event) -> int:
+    def broadcast(self, event: ServerMessage) -> int:
         """Send a copy of `event` to every connection (each gets its own `seq`)."""
         sent = 0
         for connection in self:

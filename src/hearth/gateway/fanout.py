@@ -14,16 +14,17 @@ from pydantic import ValidationError
 
 from hearth.events import EventBus
 from hearth.gateway.connection import ConnectionRegistry
-from hearth.protocol import Event, server_models
+from hearth.protocol import ServerMessage, server_models
 
 log = logging.getLogger("hearth.gateway.fanout")
 
 
-def event_models_by_topic() -> dict[str, type[Event]]:
-    found: dict[str, type[Event]] = {}
+def event_models_by_topic() -> dict[str, type[ServerMessage]]:
+    found: dict[str, type[ServerMessage]] = {}
     for model in server_models().values():
-        if issubclass(model, Event) and model.topic:
-            found[model.topic] = model
+        topic = getattr(model, "topic", None)
+        if isinstance(topic, str):
+            found[topic] = model
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hearth.chat.service import ChatService
 from hearth.config import Settings
 from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
@@ -27,6 +28,7 @@ class GatewayState:
     workflows: WorkflowEngine
     schedules: ScheduleService
     scheduler: Scheduler
+    chat: ChatService
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 

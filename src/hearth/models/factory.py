@@ -9,7 +9,7 @@ if any, comes from the environment variable the provider names, never from the f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +27,14 @@ HOW_TO_CONFIGURE = (
     'environment), or "ollama:llama3.2" for a local Ollama, or add '
     '`[providers.NAME] kind = "openai", base_url = "http://HOST:PORT/v1"` and use "NAME:MODEL"'
 )
+
+
+def _environment_keys(provider: str, env_var: str | None) -> str | None:
+    variable = env_var or {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(
+        provider
+    )
+    return os.environ.get(variable) if variable else None
+
 
 StructuredMode = Literal["auto", "tool", "native", "prompted"]
 
@@ -47,11 +55,11 @@ class ModelFactory:
         self,
         default: str | None,
         providers: Mapping[str, ProviderSettings],
-        environ: Mapping[str, str] | None = None,
+        keys: Callable[[str, str | None], str | None] | None = None,
     ) -> None:
         self.default = default
         self.providers = dict(providers)
-        self._environ = environ if environ is not None else os.environ
+        self._keys = keys or _environment_keys
         self._cache: dict[str, ResolvedModel] = {}
 
     def resolve(self, name: str | None = None) -> ResolvedModel:
@@ -86,7 +94,7 @@ class ModelFactory:
         if prefix in self.providers:
             return self._configured(wanted, self.providers[prefix], model_name)
         if prefix == "openai":
-            key = self._environ.get("OPENAI_API_KEY")
+            key = self._keys("openai", None)
             if not key:
                 raise ModelNotConfiguredError(
                     f"model {wanted!r} needs OPENAI_API_KEY in the environment (or `hearth keys "
@@ -96,10 +104,11 @@ class ModelFactory:
                 wanted, OpenAIChatModel(model_name, provider=OpenAIProvider(api_key=key)), "auto"
             )
         if prefix == "anthropic":
-            key = self._environ.get("ANTHROPIC_API_KEY")
+            key = self._keys("anthropic", None)
             if not key:
                 raise ModelNotConfiguredError(
-                    f"model {wanted!r} needs ANTHROPIC_API_KEY in the environment"
+                    f"model {wanted!r} needs ANTHROPIC_API_KEY in the environment (or `hearth "
+                    "keys set anthropic`)"
                 )
             return ResolvedModel(
                 wanted, AnthropicModel(model_name, provider=AnthropicProvider(api_key=key)), "auto"
@@ -115,13 +124,13 @@ class ModelFactory:
     def _configured(
         self, wanted: str, settings: ProviderSettings, model_name: str
     ) -> ResolvedModel:
-        key: str | None = None
-        if settings.api_key_env:
-            key = self._environ.get(settings.api_key_env)
-            if not key:
-                raise ModelNotConfiguredError(
-                    f"model {wanted!r} needs the environment variable {settings.api_key_env}"
-                )
+        provider_name = wanted.partition(":")[0]
+        key = self._keys(provider_name, settings.api_key_env)
+        if settings.api_key_env and not key:
+            raise ModelNotConfiguredError(
+                f"model {wanted!r} needs the environment variable {settings.api_key_env} "
+                f"(or `hearth keys set {provider_name}`)"
+            )
         if settings.kind == "anthropic":
             anthropic = AnthropicProvider(api_key=key, base_url=settings.base_url)
             return ResolvedModel(

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hearth.scheduling.triggers import EveryTrigger, Trigger
+from hearth.scheduling.triggers import CronTrigger, EveryTrigger, Trigger
 
 #: Default for how late a tick may fire and still count as on time, whatever the misfire
 #: policy (`schedules.misfire_threshold_s`): a busy loop is not downtime.
 ON_TIME = timedelta(seconds=5)
 #: Cron ticks counted one by one are capped; beyond it the count is a lower bound.
-MAX_COUNTED = 100_000
+MAX_COUNTED = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,21 @@ def plan(
     if isinstance(trigger, EveryTrigger):
         count = trigger.ticks_between(due, now)
         latest = due + trigger.interval * (count - 1)
-    else:
-        while count < MAX_COUNTED:
-            following = trigger.next_after(latest)
-            if following is None or following > now:
+    elif isinstance(trigger, CronTrigger):
+        for following in trigger.ticks(due):
+            if following > now:
                 break
             latest = following
             count += 1
+            if count >= MAX_COUNTED:
+                # Very long downtime: count no further, but find the real latest tick so an
+                # on-time (or in-grace) tick still fires.
+                probe = trigger.ticks(now - max(grace, on_time) - timedelta(seconds=1))
+                for candidate in probe:
+                    if candidate > now:
+                        break
+                    latest = max(latest, candidate)
+                break
     next_run = trigger.next_after(now if latest <= now else latest)
     late = now - latest
     fire = late <= on_time or (misfire == "run_once" and late <= grace)

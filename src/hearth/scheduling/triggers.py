@@ -7,7 +7,7 @@ once right after the gap, a time inside the repeated autumn hour runs once.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,13 +47,29 @@ class CronTrigger:
     expression: str
     tz: ZoneInfo
 
+    def ticks(self, after: datetime) -> Iterator[datetime]:
+        """UTC ticks strictly after `after`, in order (one iterator, cheap to advance)."""
+        parts = self.expression.split()
+        if len(parts) == 5:
+            for tick in CronSim(self.expression, after.astimezone(self.tz)):
+                moment = tick.astimezone(UTC)
+                if moment > after:
+                    yield moment
+            return
+        # cronsim applies Debian's DST rules to 5-field expressions only. For 6 fields walk
+        # the 5-field minute ticks (which get the rules) and add each allowed second.
+        seconds = sorted(CronSim(self.expression, after).seconds)
+        minute_expr = " ".join(parts[1:])
+        start = (after - timedelta(minutes=1)).astimezone(self.tz)
+        for minute in CronSim(minute_expr, start):
+            for second in seconds:
+                moment = (minute + timedelta(seconds=second)).astimezone(UTC)
+                if moment > after:
+                    yield moment
+
     def next_after(self, after: datetime) -> datetime | None:
         """The first tick strictly after `after`, in UTC."""
-        local = after.astimezone(self.tz)
-        for tick in CronSim(self.expression, local):
-            if tick.astimezone(UTC) > after:
-                return tick.astimezone(UTC)
-        return None  # pragma: no cover - cron iterators are infinite
+        return next(self.ticks(after), None)
 
 
 @dataclass(frozen=True)
@@ -62,22 +78,17 @@ class EveryTrigger:
     anchor: datetime
 
     def next_after(self, after: datetime) -> datetime | None:
-        step = self.interval.total_seconds()
-        elapsed = (after - self.anchor).total_seconds()
-        if elapsed < 0:
+        if after < self.anchor:
             return self.anchor
-        count = math.floor(elapsed / step) + 1
-        tick = self.anchor + timedelta(seconds=count * step)
-        while tick <= after:  # guard against float rounding at the boundary
-            count += 1
-            tick = self.anchor + timedelta(seconds=count * step)
-        return tick
+        # timedelta arithmetic is exact (microseconds); float seconds are not.
+        count = (after - self.anchor) // self.interval + 1
+        return self.anchor + self.interval * count
 
     def ticks_between(self, start: datetime, end: datetime) -> int:
         """How many ticks fall in [start, end] (start being a tick)."""
         if end < start:
             return 0
-        return math.floor((end - start).total_seconds() / self.interval.total_seconds()) + 1
+        return (end - start) // self.interval + 1
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,18 @@ class ScheduleRunRecord:
     reason: str | None
     execution_id: str | None
     missed_count: int | None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    session_key: str
+    title: str | None
+    model: str
+    agent_id: str | None
+    approved_tools: list[str]
+    message_count: int
+    active_request_id: str | None
+    active_since: datetime | None
+    created_at: datetime
+    updated_at: datetime

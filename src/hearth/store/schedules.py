@@ -118,9 +118,7 @@ class ScheduleRepository:
         if reason is not None:
             values["reason"] = reason
         result = await conn.execute(
-            schedule_runs.update()
-            .where(rc.id == row.id, rc.status == "running")
-            .values(**values)
+            schedule_runs.update().where(rc.id == row.id, rc.status == "running").values(**values)
         )
         return _run(row) if result.rowcount == 1 else None
 

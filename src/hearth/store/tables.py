@@ -198,3 +198,59 @@ schedule_runs = sa.Table(
     sa.Column("missed_count", sa.Integer),
     sa.UniqueConstraint("schedule_id", "scheduled_for", name="uq_schedule_runs_tick"),
 )
+
+
+#: A conversation. `active_request_id` is the one stream allowed at a time (claimed with a
+#: conditional UPDATE, so it holds across gateway processes too).
+chat_sessions = sa.Table(
+    "chat_sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("session_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("title", sa.String(200)),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("agent_id", sa.String(64)),
+    sa.Column("approved_tools", sa.JSON, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False, default=0),
+    sa.Column("active_request_id", sa.String(36)),
+    sa.Column("active_since", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+#: The full history: one row per pydantic-ai message (request or response), as JSON.
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(36),
+        sa.ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("message", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+#: Tokens per request and model, for `usage.query`.
+chat_usage = sa.Table(
+    "chat_usage",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(36),
+        sa.ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("total_tokens", sa.Integer, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

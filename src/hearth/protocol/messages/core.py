@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -63,13 +63,20 @@ class GatewayStatusResult(Reply):
 
 
 class Error(ServerMessage):
-    """The reply to a request that failed, or a connection-level error (then without `id`)."""
+    """The reply to a request that failed, or a connection-level error (then without `id`).
 
+    Also pushed as an event (with `seq` and `requestId`, without `id`) when a chat stream
+    fails after its `chat.stream.start` reply; its `chat.stream.end` follows.
+    """
+
+    topic: ClassVar[str | None] = "chat.error"
     type: Literal["error"] = "error"
     id: str | None = None
     code: ErrorCode
     message: str
     details: dict[str, Any] | None = None
+    request_id: str | None = None
+    seq: int | None = None
 
 
 CLIENT_MESSAGES = (Hello, Ping, GatewayStatus)

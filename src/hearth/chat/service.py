@@ -1,0 +1,566 @@
+"""Chat: persistent sessions, streamed replies, tool calls a person approves.
+
+A `chat.send` starts a stream task that is not tied to the connection that asked: the reply
+goes out as bus events to every client, so a phone sees the tool approval a laptop's stream
+raised, and a client that disconnects neither loses the approval nor leaves the model loop
+running forever (unanswered approvals time out as denied).
+
+Tools come from the shared registry. Each call goes through `_call_tool`, which enforces the
+policy: `auto` runs, `ask` persists an approval and waits for the first answer from any client
+(or the timeout), `deny` is never offered to the model. A denied call never runs; the model is
+told and continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.messages import (
+    ModelMessagesTypeAdapter,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+)
+from pydantic_ai.usage import RunUsage
+
+from hearth.chat.errors import (
+    NoPendingToolApprovalError,
+    SessionBusyError,
+    SessionNotFoundError,
+)
+from hearth.chat.history import bound_history
+from hearth.events import DomainEvent, EventBus
+from hearth.models import ModelFactory, ResolvedModel
+from hearth.store import Database
+from hearth.store.approvals import ApprovalRepository
+from hearth.store.chat import ChatRepository
+from hearth.store.records import ApprovalRecord, SessionRecord
+from hearth.tools import Tool as HearthTool
+from hearth.tools import ToolContext, ToolError, ToolRegistry
+
+log = logging.getLogger("hearth.chat")
+
+RESOLVED_TOPIC = "tool.approval.resolved"
+CANCEL_TOPIC = "chat.cancel.requested"
+DEFAULT_INSTRUCTIONS = (
+    "You are Hearth, the user's personal assistant running on their own machine. Be concise. "
+    "Use tools when they help; some need the user's approval, and if a call is denied, do not "
+    "retry it unless the user asks."
+)
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    node_id: str
+    max_history_messages: int = 100
+    max_history_tokens: int = 60_000
+    approval_timeout: timedelta = timedelta(minutes=5)
+    busy_stale: timedelta = timedelta(minutes=30)
+    tool_policy: dict[str, str] = field(default_factory=dict)
+    instructions: str = DEFAULT_INSTRUCTIONS
+    coalesce_s: float = 0.005
+
+
+@dataclass(frozen=True)
+class Started:
+    request_id: str
+    session: SessionRecord
+    model: str
+    created: bool
+
+
+def wire_name(tool_name: str) -> str:
+    """Providers accept [a-zA-Z0-9_-] only: `file.read` is offered as `file_read`."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in tool_name)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Deltas:
+    """Coalesces text deltas for a few milliseconds: fewer frames, same text, bounded delay."""
+
+    def __init__(self, publish: Any, request_id: str, delay_s: float) -> None:
+        self._publish = publish
+        self._request_id = request_id
+        self._delay = delay_s
+        self._buffer: list[str] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        self._buffer.append(text)
+        if self._delay <= 0:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._buffer:
+            text, self._buffer = "".join(self._buffer), []
+            self._publish("chat.stream.delta", {"requestId": self._request_id, "delta": text})
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        models: ModelFactory,
+        tools: ToolRegistry,
+        workspace: Path,
+        config: ChatConfig,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.models = models
+        self.tools = tools
+        self.workspace = workspace
+        self.config = config
+        self.repo = ChatRepository(db)
+        self.approvals = ApprovalRepository()
+        self._streams: dict[str, tuple[asyncio.Task[None], str]] = {}
+        self._waiters: dict[str, asyncio.Future[bool]] = {}
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        resolved = self.bus.subscribe(RESOLVED_TOPIC, CANCEL_TOPIC)
+        self._background = [
+            asyncio.create_task(self._listen(resolved), name="chat-bus"),
+            asyncio.create_task(self._expire_loop(), name="chat-approval-expiry"),
+        ]
+
+    async def stop(self) -> None:
+        streams = [task for task, _ in self._streams.values()]
+        for task in [*streams, *self._background]:
+            task.cancel()
+        await asyncio.gather(*streams, *self._background, return_exceptions=True)
+
+    async def _listen(self, subscription: Any) -> None:
+        async for event in subscription:
+            if event.topic == RESOLVED_TOPIC:
+                waiter = self._waiters.get(event.data.get("toolCallId", ""))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(bool(event.data.get("approved")))
+            elif event.topic == CANCEL_TOPIC:
+                stream = self._streams.get(event.data.get("requestId", ""))
+                if stream is not None:
+                    stream[0].cancel()
+
+    async def _expire_loop(self) -> None:
+        """Pending tool approvals whose stream is gone (a crash) must not wait forever."""
+        while True:
+            try:
+                now = _now()
+                async with self.db.begin() as conn:
+                    for approval in await self.approvals.pending(conn, kinds=["tool"]):
+                        if approval.expires_at and approval.expires_at < now:
+                            await self.approvals.resolve(
+                                conn,
+                                approval.id,
+                                "expired",
+                                by=None,
+                                comment="timed out",
+                                now=now,
+                            )
+            except Exception:
+                log.exception("could not expire old tool approvals")
+            await asyncio.sleep(30)
+
+    def _publish(self, topic: str, data: dict[str, Any]) -> None:
+        self.bus.publish(DomainEvent(topic, data))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def send(
+        self,
+        content: str,
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        agent_id: str | None = None,
+    ) -> Started:
+        """Validate, claim the session and start streaming; raises before anything streams."""
+        session: SessionRecord | None = None
+        if session_id is not None:
+            session = await self.repo.get(session_id)
+            if session is None:
+                raise SessionNotFoundError(
+                    f"no session {session_id!r}; list them with session.list (hearth chat: "
+                    "/sessions)"
+                )
+        resolved = self.models.resolve(model or (session.model if session else None))
+        now = _now()
+        created = session is None
+        if session is None:
+            session = SessionRecord(
+                id=str(uuid.uuid4()),
+                session_key=f"s-{secrets.token_hex(4)}",
+                title=None,
+                model=resolved.name,
+                agent_id=agent_id,
+                approved_tools=[],
+                message_count=0,
+                active_request_id=None,
+                active_since=None,
+                created_at=now,
+                updated_at=now,
+            )
+            await self.repo.create(session)
+        request_id = str(uuid.uuid4())
+        if not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
+            raise SessionBusyError(
+                f"session {session.session_key} is still answering; wait for its "
+                "chat.stream.end or send chat.cancel"
+            )
+        if created:
+            self._publish(
+                "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
+            )
+        task = asyncio.create_task(
+            self._stream(request_id, session, resolved, content), name=f"chat-{request_id}"
+        )
+        self._streams[request_id] = (task, session.id)
+        return Started(request_id, session, resolved.name, created)
+
+    async def cancel(self, request_id: str) -> bool:
+        stream = self._streams.get(request_id)
+        if stream is not None:
+            stream[0].cancel()
+            await asyncio.wait({stream[0]}, timeout=10)
+            return True
+        sessions = await self.repo.all()
+        if any(s.active_request_id == request_id for s in sessions):
+            self._publish(CANCEL_TOPIC, {"requestId": request_id})
+            return True
+        return False
+
+    def busy(self) -> bool:
+        """True while any stream runs on this node (the heartbeat defers to chats)."""
+        return bool(self._streams)
+
+    # -- the stream -------------------------------------------------------------------------
+
+    async def _stream(
+        self, request_id: str, session: SessionRecord, resolved: ResolvedModel, content: str
+    ) -> None:
+        deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
+        usage = RunUsage()
+        status = "completed"
+        try:
+            stored = await self.repo.messages(session.id)
+            history = bound_history(
+                ModelMessagesTypeAdapter.validate_python(stored),
+                max_messages=self.config.max_history_messages,
+                max_tokens=self.config.max_history_tokens,
+            )
+            agent: Agent[None, str] = Agent(
+                resolved.model,
+                instructions=self.config.instructions,
+                tools=self._tools_for(session, request_id, deltas),
+            )
+
+            async def on_events(ctx: RunContext[None], events: Any) -> None:
+                nonlocal usage
+                usage = ctx.usage
+                async for event in events:
+                    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                        deltas.add(event.part.content)
+                    elif isinstance(event, PartDeltaEvent) and isinstance(
+                        event.delta, TextPartDelta
+                    ):
+                        deltas.add(event.delta.content_delta)
+
+            result = await agent.run(
+                content, message_history=history, event_stream_handler=on_events
+            )
+            usage = result.usage
+            deltas.flush()
+            new_messages = json.loads(ModelMessagesTypeAdapter.dump_json(result.new_messages()))
+            await self.repo.append(
+                session.id,
+                request_id,
+                new_messages,
+                self._usage_row(request_id, resolved.name, usage, status),
+                _now(),
+                title=content.strip().splitlines()[0][:80] if content.strip() else None,
+            )
+        except asyncio.CancelledError:
+            status = "cancelled"
+            deltas.flush()
+            await self._record_usage_only(session.id, request_id, resolved.name, usage, status)
+        except Exception as exc:
+            status = "error"
+            deltas.flush()
+            self._publish(
+                "chat.error",
+                {"requestId": request_id, "code": "MODEL_ERROR", "message": _describe(exc)},
+            )
+            if not isinstance(exc, ModelHTTPError | UnexpectedModelBehavior | OSError):
+                log.exception("chat stream %s failed", request_id)
+            await self._record_usage_only(session.id, request_id, resolved.name, usage, status)
+        finally:
+            self._streams.pop(request_id, None)
+            try:
+                await self.repo.release(session.id, request_id)
+            except Exception:
+                log.exception("could not release session %s", session.id)
+            self._publish(
+                "chat.stream.end",
+                {
+                    "requestId": request_id,
+                    "sessionId": session.id,
+                    "status": status,
+                    "usage": {
+                        "inputTokens": usage.input_tokens,
+                        "outputTokens": usage.output_tokens,
+                        "totalTokens": usage.input_tokens + usage.output_tokens,
+                    },
+                },
+            )
+
+    @staticmethod
+    def _usage_row(request_id: str, model: str, usage: RunUsage, status: str) -> dict[str, Any]:
+        return {
+            "request_id": request_id,
+            "model": model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "requests": usage.requests,
+            "status": status,
+            "created_at": _now(),
+        }
+
+    async def _record_usage_only(
+        self, session_id: str, request_id: str, model: str, usage: RunUsage, status: str
+    ) -> None:
+        try:
+            await asyncio.shield(
+                self.repo.append(
+                    session_id,
+                    request_id,
+                    [],
+                    self._usage_row(request_id, model, usage, status),
+                    _now(),
+                    title=None,
+                )
+            )
+        except Exception:
+            log.exception("could not record usage of %s", request_id)
+
+    # -- tools ------------------------------------------------------------------------------
+
+    def policy(self, tool: HearthTool, session: SessionRecord) -> str:
+        configured = self.config.tool_policy.get(tool.name)
+        if configured == "deny":
+            return "deny"
+        if tool.always_gated:
+            return "ask"
+        if tool.name in session.approved_tools:
+            return "auto"
+        if configured in ("auto", "ask"):
+            return configured
+        return "auto" if tool.read_only else "ask"
+
+    def _tools_for(
+        self, session: SessionRecord, request_id: str, deltas: _Deltas
+    ) -> list[Tool[None]]:
+        offered: list[Tool[None]] = []
+        for tool in self.tools:
+            if self.policy(tool, session) == "deny":
+                continue
+
+            async def call(ctx: RunContext[None], _tool: HearthTool = tool, **kwargs: Any) -> Any:
+                deltas.flush()
+                return await self._call_tool(_tool, session.id, request_id, ctx, kwargs)
+
+            offered.append(
+                Tool.from_schema(
+                    call,
+                    name=wire_name(tool.name),
+                    description=tool.description,
+                    json_schema=tool.json_schema(),
+                    takes_ctx=True,
+                )
+            )
+        return offered
+
+    async def _call_tool(
+        self,
+        tool: HearthTool,
+        session_id: str,
+        request_id: str,
+        ctx: RunContext[None],
+        args: dict[str, Any],
+    ) -> Any:
+        call_id = ctx.tool_call_id or f"call-{uuid.uuid4()}"
+        base = {"requestId": request_id, "toolCallId": call_id, "toolName": tool.name}
+        session = await self.repo.get(session_id)
+        if session is None:
+            return "The session was deleted; stop."
+        if self.policy(tool, session) == "ask":
+            approved = await self._ask(tool, session, request_id, call_id, args)
+            if not approved:
+                self._publish(
+                    "tool.error", {**base, "error": "denied by the person", "denied": True}
+                )
+                return (
+                    f"The person did not approve this call to {tool.name}; it did not run. "
+                    "Do not retry it unless they ask."
+                )
+        self._publish("tool.call", {**base, "args": args})
+        context = ToolContext(
+            workspace=self.workspace,
+            bus=self.bus,
+            idempotency_key=f"{request_id}:{call_id}",
+            source=f"chat:{session.session_key}",
+        )
+        try:
+            result = await self.tools.call(tool.name, args, context)
+        except ToolError as exc:
+            self._publish("tool.error", {**base, "error": str(exc)})
+            return f"The tool failed: {exc}"
+        safe = json.loads(json.dumps(result, default=str))
+        self._publish("tool.result", {**base, "result": safe})
+        return safe
+
+    async def _ask(
+        self,
+        tool: HearthTool,
+        session: SessionRecord,
+        request_id: str,
+        call_id: str,
+        args: dict[str, Any],
+    ) -> bool:
+        now = _now()
+        expires = now + self.config.approval_timeout
+        approval = ApprovalRecord(
+            id=str(uuid.uuid4()),
+            kind="tool",
+            status="pending",
+            execution_id=None,
+            step_id=None,
+            visit_seq=None,
+            session_id=session.id,
+            tool_call_id=call_id,
+            tool_name=tool.name,
+            title=f"Run {tool.name}?",
+            args=json.loads(json.dumps(args, default=str)),
+            risk=tool.risk.value,
+            requested_at=now,
+            expires_at=expires,
+            resolved_at=None,
+            resolved_by=None,
+            comment=None,
+        )
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters[call_id] = waiter
+        try:
+            async with self.db.begin() as conn:
+                await self.approvals.insert(conn, approval)
+            self._publish(
+                "tool.approval.request",
+                {
+                    "requestId": request_id,
+                    "toolCallId": call_id,
+                    "toolName": tool.name,
+                    "args": approval.args,
+                    "risk": tool.risk.value,
+                    "sessionId": session.id,
+                    "expiresAt": expires.isoformat(),
+                },
+            )
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(waiter), self.config.approval_timeout.total_seconds()
+                )
+            except TimeoutError:
+                async with self.db.begin() as conn:
+                    expired = await self.approvals.resolve(
+                        conn,
+                        approval.id,
+                        "expired",
+                        by=None,
+                        comment="no answer in time",
+                        now=_now(),
+                    )
+                    if not expired:  # answered at the last moment
+                        current = await self.approvals.get(conn, approval.id)
+                        return current is not None and current.status == "approved"
+                return False
+            except asyncio.CancelledError:
+                async with self.db.begin() as conn:
+                    await self.approvals.resolve(
+                        conn,
+                        approval.id,
+                        "cancelled",
+                        by=None,
+                        comment="stream cancelled",
+                        now=_now(),
+                    )
+                raise
+        finally:
+            self._waiters.pop(call_id, None)
+
+    async def respond(
+        self,
+        tool_call_id: str,
+        approved: bool,
+        *,
+        session_approve: bool = False,
+        by: str | None = None,
+    ) -> ApprovalRecord:
+        """The first answer from any client wins; later ones get NoPendingToolApprovalError."""
+        now = _now()
+        async with self.db.begin() as conn:
+            pending = [
+                a
+                for a in await self.approvals.pending(conn, kinds=["tool"])
+                if a.tool_call_id == tool_call_id
+            ]
+            if not pending or not await self.approvals.resolve(
+                conn,
+                pending[0].id,
+                "approved" if approved else "denied",
+                by=by,
+                comment=None,
+                now=now,
+            ):
+                raise NoPendingToolApprovalError(
+                    f"no tool call {tool_call_id!r} is waiting for approval (already answered, "
+                    "timed out, or never asked)"
+                )
+        approval = replace(pending[0], status="approved" if approved else "denied")
+        if approved and session_approve and approval.session_id and approval.tool_name:
+            await self.repo.approve_tool(approval.session_id, approval.tool_name)
+        self._publish(RESOLVED_TOPIC, {"toolCallId": tool_call_id, "approved": approved})
+        waiter = self._waiters.get(tool_call_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(approved)
+        return approval
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ModelHTTPError):
+        return f"the model server answered HTTP {exc.status_code}: {exc.body}"
+    return f"{type(exc).__name__}: {exc}"
