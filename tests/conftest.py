@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,56 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("HEARTH_") and name != PG_ENV:
             monkeypatch.delenv(name)
     return
+
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+MODEL_KEY_VARIABLES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+)
+
+
+def is_loopback_host(host: Any) -> bool:
+    if host is None:
+        return True
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class NetworkGuard:
+    """Fails any test that resolves a non-loopback host (a real model API, for instance).
+
+    Every lookup goes through `socket.getaddrinfo` (asyncio's resolver too), so refusing
+    there catches the OpenAI and Anthropic SDKs before a byte leaves the machine. Attempts are
+    also recorded, so a refusal swallowed by library code still fails the test.
+    """
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+        self._real = socket.getaddrinfo
+
+    def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_loopback_host(host):
+            self.attempts.append(str(host))
+            raise OSError(f"tests may not reach {host}: only loopback services are allowed")
+        return self._real(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
+    guard = NetworkGuard()
+    monkeypatch.setattr(socket, "getaddrinfo", guard.getaddrinfo)
+    for name in MODEL_KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield guard
+    assert not guard.attempts, f"the test tried to reach the network: {guard.attempts}"
 
 
 def _require_postgres() -> None:

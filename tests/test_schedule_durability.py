@@ -111,14 +111,21 @@ async def test_misfire_after_downtime(data_dir: Path, misfire: str, catch_up: in
     assert len(missed) == 1  # one record with a count, never one per tick
     assert missed[0].missed_count is not None
     assert missed[0].missed_count >= 3
-    # Runs for ticks inside the downtime: at most the one catch-up.
+    # The catch-up run (if any) was claimed together with the missed record.
     during = [
         r
         for r in history
-        if r.status in ("ok", "running", "failed")
-        and killed_at < r.scheduled_for < missed[0].fired_at - timedelta(seconds=0.5)
+        if r.status in ("ok", "running", "failed") and r.fired_at == missed[0].fired_at
     ]
-    assert len(during) == catch_up
+    assert all(r.scheduled_for > killed_at for r in during)
+    # A tick no later than misfire_threshold_s is on time under either policy, so `skip` may
+    # still fire the tick that fell due just as the gateway came back, never an older one.
+    late = [r for r in during if (r.fired_at - r.scheduled_for).total_seconds() > 0.5]
+    if catch_up:
+        assert len(during) == 1  # exactly one catch-up, for the latest tick
+    else:
+        assert late == []
+        assert len(during) <= 1
 
 
 async def test_three_nodes_fire_each_tick_once_and_survive_a_kill(

@@ -82,7 +82,9 @@ class Hearth:
         self.models = ModelFactory(
             settings.models.default, settings.providers, KeyLookup(self.secrets)
         )
-        self.catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs])
+        self.catalog = WorkflowCatalog(
+            [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools.names()
+        )
         self.workflows = WorkflowEngine(
             db=self.db,
             bus=self.bus,

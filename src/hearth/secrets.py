@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 SERVICE = "hearth"
 STANDARD_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+OLLAMA_URL = "http://localhost:11434/v1"
 
 
 def _keyring_usable() -> bool:

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from hearth.app import Hearth
 from hearth.cli.common import DataDirOption, err_console, fail, settings_for
 from hearth.datadir import read_token
 from hearth.gateway.logs import configure_logging
@@ -53,6 +52,10 @@ def serve(
         allow_remote=allow_remote,
         log_format=log_format,
     )
+    # Imported here so that other commands start without loading every service (and the
+    # model SDKs) they never use.
+    from hearth.app import Hearth
+
     try:
         check_bind_host(settings.host, settings.allow_remote)
         hearth = Hearth(settings)

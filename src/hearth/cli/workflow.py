@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from hearth.cli.common import DataDirOption, console, err_console, fail, run, with_client
+from hearth.cli.common import (
+    DataDirOption,
+    console,
+    err_console,
+    fail,
+    run,
+    with_client,
+)
 from hearth.client import GatewayClient
 from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
 from hearth.protocol.messages.workflows import (
@@ -52,8 +61,11 @@ def _styled(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
-def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
-    """`k=v` pairs; a value that parses as JSON (5, true, [1]) keeps its type, else a string."""
+def parse_inputs(
+    pairs: list[str], as_json: str | None, types: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`k=v` pairs. A value for a `string` input stays text; others parse as JSON when they
+    can (5, true, [1]) and stay text otherwise."""
     values: dict[str, Any] = {}
     if as_json:
         try:
@@ -67,6 +79,9 @@ def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             fail(f"--input {pair!r} is not of the form NAME=VALUE", 2)
+        if (types or {}).get(key) == "string":
+            values[key] = raw
+            continue
         try:
             values[key] = json.loads(raw)
         except ValueError:
@@ -90,19 +105,19 @@ def list_workflows(data_dir: DataDirOption = None) -> None:
         inputs = ", ".join(
             f"{k}{'*' if v.required else ''}" for k, v in (item.inputs or {}).items()
         )
-        state = "[green]valid[/]" if item.valid else f"[red]invalid[/]: {item.error}"
+        state = "[green]valid[/]" if item.valid else f"[red]invalid[/]: {escape(item.error or '')}"
         table.add_row(item.id, item.name, inputs, state)
     console.print(table)
 
 
 @app.command("validate")
-def validate(file: Path) -> None:
+def validate(file: Path, data_dir: DataDirOption = None) -> None:
     """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad."""
     loaded = load_workflow_file(file)
     if loaded.valid and loaded.definition is not None:
         console.print(f"{file}: valid ({len(loaded.definition.steps)} steps)", highlight=False)
         return
-    err_console.print(loaded.error, highlight=False, soft_wrap=True)
+    err_console.print(loaded.error, highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(1)
 
 
@@ -121,9 +136,12 @@ def run_workflow(
     data_dir: DataDirOption = None,
 ) -> None:
     """Start a workflow. With --wait, show each step and ask at approval gates."""
-    values = parse_inputs(inputs or [], input_json)
 
     async def go(client: GatewayClient) -> str:
+        listing = await client.request(WorkflowList(id=client.next_id()), WorkflowListResult)
+        declared = next((w.inputs for w in listing.workflows if w.id == workflow_id), None)
+        types = {name: spec.type for name, spec in (declared or {}).items()}
+        values = parse_inputs(inputs or [], input_json, types)
         reply = await client.request(
             WorkflowTrigger(id=client.next_id(), workflow_id=workflow_id, input=values or None),
             WorkflowTriggered,
@@ -134,6 +152,11 @@ def run_workflow(
         return await follow(client, reply.execution_id)
 
     status = run(with_client(data_dir, go))
+    if status == "lost":
+        fail(
+            "lost the connection to the gateway before the execution finished; it goes on "
+            "there: see `hearth workflow show ID`"
+        )
     if status in {"failed", "cancelled"}:
         raise typer.Exit(1)
 
@@ -150,21 +173,24 @@ async def follow(client: GatewayClient, execution_id: str) -> str:
     async for event in client.events():
         if isinstance(event, WorkflowStatus) and event.execution_id == execution_id:
             for step in event.step_results or []:
-                extra = f" — {step.error}" if step.error else ""
+                extra = f" — {escape(step.error)}" if step.error else ""
                 console.print(f"  {step.step_id}: {_styled(step.status)}{extra}")
             if event.status in TERMINAL:
-                suffix = f": {event.error}" if event.error else ""
+                suffix = f": {escape(event.error)}" if event.error else ""
                 console.print(f"execution {_styled(event.status)}{suffix}")
                 return event.status
             if event.waiting_for == "timer":
                 console.print(f"  {event.current_step_id}: waiting")
         if isinstance(event, WorkflowApprovalRequest) and event.execution_id == execution_id:
             await _ask(client, event)
-    return "unknown"
+    return "lost"
 
 
 async def _ask(client: GatewayClient, event: WorkflowApprovalRequest) -> None:
-    console.print(f"  [cyan]approval needed[/] at {event.step_id}: {event.prompt}")
+    console.print(
+        f"  [cyan]approval needed[/] at {event.step_id}: {escape(event.prompt or '')}",
+        highlight=False,
+    )
     if event.args:
         console.print_json(json.dumps(event.args))
     if not sys.stdin.isatty():
@@ -172,6 +198,7 @@ async def _ask(client: GatewayClient, event: WorkflowApprovalRequest) -> None:
             f"  answer from any client: hearth workflow approve {event.execution_id} "
             f"{event.step_id} (or deny)",
             highlight=False,
+            soft_wrap=True,
         )
         return
     approved = typer.confirm("  approve?", default=False)
@@ -194,13 +221,18 @@ def _print_detail(execution: ExecutionDetail) -> None:
         highlight=False,
     )
     if execution.error:
-        console.print(f"error: {execution.error}", highlight=False)
+        console.print(f"error: {execution.error}", highlight=False, markup=False)
     table = Table("#", "step", "try", "status", "output / error", "finished")
     for step in execution.steps:
         shown = step.error or (json.dumps(step.output)[:80] if step.output is not None else "")
         finished = step.finished_at.strftime("%H:%M:%S") if step.finished_at else ""
         table.add_row(
-            str(step.seq), step.step_id, str(step.attempt), _styled(step.status), shown, finished
+            str(step.seq),
+            step.step_id,
+            str(step.attempt),
+            _styled(step.status),
+            escape(shown),
+            finished,
         )
     console.print(table)
 
@@ -297,6 +329,7 @@ def history(
 
     result = run(with_client(data_dir, ask))
     table = Table("execution", "workflow", "status", "step", "trigger", "started")
+    table.columns[0].overflow = "fold"
     for item in result.executions:
         table.add_row(
             item.id,
@@ -320,6 +353,7 @@ def approvals(data_dir: DataDirOption = None) -> None:
         console.print("nothing is waiting for approval")
         return
     table = Table("kind", "what", "where", "asked", "answer with")
+    table.columns[4].overflow = "fold"
     for item in result.approvals:
         where = (
             f"{item.workflow_id} / {item.step_id}"

@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic_ai.models import Model
-from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.openai import OpenAIProvider
 
 from hearth.config import ProviderSettings
+from hearth.secrets import OLLAMA_URL
 
-OLLAMA_URL = "http://localhost:11434/v1"
 HOW_TO_CONFIGURE = (
     'set `[models] default = "openai:gpt-4o-mini"` in config.toml (with OPENAI_API_KEY in the '
     'environment), or "ollama:llama3.2" for a local Ollama, or add '
@@ -37,6 +33,24 @@ def _environment_keys(provider: str, env_var: str | None) -> str | None:
 
 
 StructuredMode = Literal["auto", "tool", "native", "prompted"]
+
+
+def _openai(model_name: str, *, api_key: str, base_url: str | None = None) -> Model:
+    # Provider SDKs take ~2 s to import; only a process that builds a model pays for them
+    # (every CLI command would otherwise wait for them).
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    return OpenAIChatModel(model_name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+
+def _anthropic(model_name: str, *, api_key: str | None, base_url: str | None = None) -> Model:
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    return AnthropicModel(
+        model_name, provider=AnthropicProvider(api_key=api_key, base_url=base_url)
+    )
 
 
 class ModelNotConfiguredError(Exception):
@@ -100,9 +114,7 @@ class ModelFactory:
                     f"model {wanted!r} needs OPENAI_API_KEY in the environment (or `hearth keys "
                     "set openai`)"
                 )
-            return ResolvedModel(
-                wanted, OpenAIChatModel(model_name, provider=OpenAIProvider(api_key=key)), "auto"
-            )
+            return ResolvedModel(wanted, _openai(model_name, api_key=key), "auto")
         if prefix == "anthropic":
             key = self._keys("anthropic", None)
             if not key:
@@ -110,12 +122,10 @@ class ModelFactory:
                     f"model {wanted!r} needs ANTHROPIC_API_KEY in the environment (or `hearth "
                     "keys set anthropic`)"
                 )
-            return ResolvedModel(
-                wanted, AnthropicModel(model_name, provider=AnthropicProvider(api_key=key)), "auto"
-            )
+            return ResolvedModel(wanted, _anthropic(model_name, api_key=key), "auto")
         if prefix == "ollama":
-            provider = OpenAIProvider(base_url=OLLAMA_URL, api_key="ollama")
-            return ResolvedModel(wanted, OpenAIChatModel(model_name, provider=provider), "auto")
+            model = _openai(model_name, api_key="ollama", base_url=OLLAMA_URL)
+            return ResolvedModel(wanted, model, "auto")
         known = ", ".join(sorted({"openai", "anthropic", "ollama", *self.providers}))
         raise ModelNotConfiguredError(
             f"unknown provider {prefix!r} in model {wanted!r} (known: {known}); {HOW_TO_CONFIGURE}"
@@ -132,12 +142,8 @@ class ModelFactory:
                 f"(or `hearth keys set {provider_name}`)"
             )
         if settings.kind == "anthropic":
-            anthropic = AnthropicProvider(api_key=key, base_url=settings.base_url)
-            return ResolvedModel(
-                wanted, AnthropicModel(model_name, provider=anthropic), settings.structured_output
-            )
+            model = _anthropic(model_name, api_key=key, base_url=settings.base_url)
+            return ResolvedModel(wanted, model, settings.structured_output)
         # OpenAI-compatible servers that take no key still need a non-empty string.
-        provider = OpenAIProvider(base_url=settings.base_url, api_key=key or "not-needed")
-        return ResolvedModel(
-            wanted, OpenAIChatModel(model_name, provider=provider), settings.structured_output
-        )
+        model = _openai(model_name, api_key=key or "not-needed", base_url=settings.base_url)
+        return ResolvedModel(wanted, model, settings.structured_output)

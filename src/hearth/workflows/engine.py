@@ -32,7 +32,13 @@ from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
 from hearth.store.executions import PAUSED, RUNNING, ExecutionRepository, ex
 from hearth.store.records import ApprovalRecord, ExecutionRecord, StepRunRecord
-from hearth.tools import ToolContext, ToolError, ToolRegistry
+from hearth.tools import (
+    ToolArgumentsError,
+    ToolContext,
+    ToolError,
+    ToolNotFoundError,
+    ToolRegistry,
+)
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.definition import StepDef, WorkflowDef
 from hearth.workflows.durations import parse_duration, parse_until
@@ -604,8 +610,12 @@ class WorkflowEngine:
         if step.action == "wait":
             return await self._wait(record, definition, step, seq, started, context)
 
+        if approved and approval is not None and step.action == "tool":
+            # Run exactly what the person saw and approved, not a fresh rendering.
+            args = approval.args
         timeout = step.timeout_delta
         error: str | None = None
+        retryable = True
         output: Any = None
         try:
             async with asyncio.timeout(timeout.total_seconds() if timeout else None) as scope:
@@ -617,13 +627,18 @@ class WorkflowEngine:
                 error = "timed out (inside the action)"
         except (StepFailedError, ToolError, ModelCallError) as exc:
             error = str(exc)
+            # Retrying cannot fix configuration or arguments; only transient failures retry.
+            retryable = not (
+                (isinstance(exc, StepFailedError) and exc.code is not None)
+                or isinstance(exc, ToolNotFoundError | ToolArgumentsError)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("step %s of %s raised", step.id, record.id)
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
-            return await self._failed(record, definition, step, seq, started, error, True)
+            return await self._failed(record, definition, step, seq, started, error, retryable)
         run = StepRunRecord(
             record.id,
             seq,
@@ -723,12 +738,11 @@ class WorkflowEngine:
             started,
             now,
         )
-        return await self._commit_step(record, definition, run, self._route_plain(definition, step))
-
-    def _route_plain(self, definition: WorkflowDef, step: StepDef) -> str | None:
-        if step.on_success:
-            return None if step.on_success == END else step.on_success
-        return definition.next_step_id(step.id)
+        try:
+            target = self._route(definition, step, context)
+        except ExpressionError as exc:
+            return await self._failed(record, definition, step, seq, started, str(exc), False)
+        return await self._commit_step(record, definition, run, target)
 
     def _wake(self, execution_id: str) -> None:
         """Timer fired in this process: resume now instead of at the next recovery pass."""
