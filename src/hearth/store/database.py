@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hearth.store import migrate
-from hearth.store.engine import Backend, backend_of, create_engine
+from hearth.store.engine import WRITE_OPTION, Backend, backend_of, create_engine
 
 
 class Database:
@@ -18,6 +18,7 @@ class Database:
     def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
         self.engine = engine
         self.backend = backend
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     @classmethod
     def from_url(
@@ -38,7 +39,7 @@ class Database:
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection inside a transaction that commits on success, rolls back on error."""
-        return self.engine.begin()
+        return self._writer.begin()
 
     def connect(self) -> AsyncConnection:
         return self.engine.connect()

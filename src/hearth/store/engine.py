@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 Backend = Literal["sqlite", "postgresql"]
+#: Execution option that marks a connection as a writer (see `_configure_sqlite`).
+WRITE_OPTION = "hearth_write"
 
 
 class DatabaseUrlError(ValueError):
@@ -82,6 +84,10 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str, busy_timeout_ms: in
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
-        # instead of one failing with "database is locked" when it upgrades a read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers (Database.begin) take the write lock up front with IMMEDIATE, so two writers
+        # queue on the busy timeout instead of one failing with "database is locked" when it
+        # upgrades a read lock. Readers use a deferred BEGIN and never block anyone in WAL.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,8 @@ class WorkflowEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_wanted: set[str] = set()
         self._definitions: dict[tuple[str, str], WorkflowDef] = {}
+        #: What a runner knows after its own last commit, so a step needs no read-back.
+        self._state: dict[str, tuple[ExecutionRecord, list[StepRunRecord]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -443,6 +445,7 @@ class WorkflowEngine:
             await self._release(execution_id)
         finally:
             self._tasks.pop(execution_id, None)
+            self._state.pop(execution_id, None)
             self._cancel_wanted.discard(execution_id)
 
     async def _release(self, execution_id: str) -> None:
@@ -505,8 +508,16 @@ class WorkflowEngine:
 
     async def _advance(self, execution_id: str) -> bool:
         """Take one step of the state machine; False when the runner should stop."""
-        record = await self.executions.get(execution_id)
-        if record is None or record.status != RUNNING or record.owner_node != self.node:
+        cached = self._state.get(execution_id)
+        if cached is not None:
+            record, known_steps = cached
+        else:
+            loaded = await self.executions.get(execution_id)
+            if loaded is None:
+                return False
+            record, known_steps = loaded, await self.executions.steps(execution_id)
+            self._state[execution_id] = (record, known_steps)
+        if record.status != RUNNING or record.owner_node != self.node:
             return False
         if record.cancel_requested:
             self._cancel_wanted.add(execution_id)
@@ -535,8 +546,9 @@ class WorkflowEngine:
                 await self._finalise(conn, record, FAILED, reason, now)
             await self._publish_fresh(execution_id)
             return False
-        steps = await self.executions.steps(execution_id)
-        return await self._visit(record, definition, definition.step(record.current_step_id), steps)
+        return await self._visit(
+            record, definition, definition.step(record.current_step_id), known_steps
+        )
 
     def _context(
         self,
@@ -571,8 +583,13 @@ class WorkflowEngine:
         seq = record.step_count + 1
         started = _now()
         context = self._context(record, definition, steps)
-        async with self.db.connect() as conn:
-            approval = await self.approvals.for_visit(conn, record.id, record.visit_seq)
+        gated = step.approval_required
+        if step.action == "tool" and step.tool is not None and step.tool in self.tools:
+            gated = gated or self.tools.get(step.tool).always_gated
+        approval: ApprovalRecord | None = None
+        if gated:
+            async with self.db.connect() as conn:
+                approval = await self.approvals.for_visit(conn, record.id, record.visit_seq)
         approved = approval is not None and approval.status == "approved"
 
         if step.when and not approved and record.attempt == 1:
@@ -594,9 +611,6 @@ class WorkflowEngine:
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
 
-        gated = step.approval_required
-        if step.action == "tool" and step.tool is not None and step.tool in self.tools:
-            gated = gated or self.tools.get(step.tool).always_gated
         if gated and not approved:
             if approval is not None and approval.status != "pending":
                 async with self.db.begin() as conn:
@@ -878,19 +892,20 @@ class WorkflowEngine:
                 )
                 if not ok:
                     raise _LostOwnership
-            self._publish(await self._must_get(record.id), [run])
+            retried = replace(record, attempt=record.attempt + 1, step_count=seq, updated_at=now)
+            self._remember(retried, run)
+            self._publish(retried, [run])
             delay = retry.backoff_delta.total_seconds() * (2 ** (record.attempt - 1))
             await asyncio.sleep(delay)
             return True
         if step.on_failure:
             target = None if step.on_failure == END else step.on_failure
             return await self._commit_step(record, definition, run, target)
+        reason = f"step {step.id!r} failed: {error}"
         async with self.db.begin() as conn:
             await self.executions.append_step(conn, run)
-            await self._finalise(
-                conn, record, FAILED, f"step {step.id!r} failed: {error}", now, step_count=seq
-            )
-        self._publish(await self._must_get(record.id), [run])
+            await self._finalise(conn, record, FAILED, reason, now, step_count=seq)
+        self._publish(_finished(record, FAILED, reason, now, seq), [run])
         return False
 
     async def _commit_step(
@@ -922,8 +937,27 @@ class WorkflowEngine:
                 )
                 if not ok:
                     raise _LostOwnership
-        self._publish(await self._must_get(record.id), [run])
-        return target is not None
+        if target is None:
+            self._publish(_finished(record, COMPLETED, None, now, run.seq), [run])
+            return False
+        moved = replace(
+            record,
+            current_step_id=target,
+            visit_seq=run.seq + 1,
+            attempt=1,
+            step_count=run.seq,
+            wake_at=None,
+            updated_at=now,
+        )
+        self._remember(moved, run)
+        self._publish(moved, [run])
+        return True
+
+    def _remember(self, record: ExecutionRecord, run: StepRunRecord) -> None:
+        cached = self._state.get(record.id)
+        steps = cached[1] if cached is not None else []
+        steps.append(run)
+        self._state[record.id] = (record, steps)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -960,3 +994,20 @@ class WorkflowEngine:
 def _duration(step: StepDef) -> timedelta:
     assert step.duration is not None
     return parse_duration(step.duration)
+
+
+def _finished(
+    record: ExecutionRecord, status: str, error: str | None, now: datetime, step_count: int
+) -> ExecutionRecord:
+    """The record as `_finalise` leaves it, for announcing without reading it back."""
+    return replace(
+        record,
+        status=status,
+        error=error,
+        owner_node=None,
+        lease_expires_at=None,
+        completed_at=now,
+        updated_at=now,
+        waiting_for=None,
+        step_count=step_count,
+    )
