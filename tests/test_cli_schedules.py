@@ -419,13 +419,13 @@ def test_pause_resume_run_and_rm_by_prefix(served: GatewayProcess) -> None:
     prefix = schedule_id[:8]
 
     paused = hearth_cli(data_dir, "schedule", "pause", prefix)
-    assert flat(ok(paused)) == f"schedule {schedule_id} paused"
+    assert flat(ok(paused)) == f"schedule {schedule_id}: paused"
     row = list_row(ok(hearth_cli(data_dir, "schedule", "list")), schedule_id)
     assert row is not None
     assert (row["state"], row["next run"]) == ("paused", "—")
 
     resumed = hearth_cli(data_dir, "schedule", "resume", prefix)
-    assert flat(ok(resumed)) == f"schedule {schedule_id} resumed"
+    assert flat(ok(resumed)) == f"schedule {schedule_id}: active"
     table, started = hearth_cli_together(
         data_dir, ("schedule", "list"), ("schedule", "run", prefix)
     )
@@ -489,11 +489,6 @@ def test_ambiguous_and_unknown_prefixes_are_refused(served: GatewayProcess) -> N
     assert after == before  # nothing deleted, nothing paused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: at the default 80 columns `schedule list` cuts the id prefix and the zone "
-    "short (src/hearth/cli/schedule.py list_schedules: the columns may be shrunk)",
-)
 @pytest.mark.timeout(300)
 def test_list_keeps_ids_and_zones_whole_in_80_columns(served: GatewayProcess) -> None:
     schedule_id = on_gateway(

@@ -576,3 +576,14 @@ def test_a_window_and_its_complement_partition_the_day(
     assert window.contains(moment, tz) != complement.contains(moment, tz)
     every_day = ActiveHours(start, end, frozenset(range(1, 8)))
     assert every_day.contains(moment, tz) == window.contains(moment, tz)
+
+
+def test_midnight_to_midnight_with_days_means_whole_days() -> None:
+    hours = ActiveHours.parse({"start": "00:00", "end": "00:00", "daysOfWeek": [5]})
+    berlin = ZoneInfo("Europe/Berlin")
+    friday_late = datetime(2026, 11, 27, 23, 59, 30, tzinfo=berlin)
+    saturday = datetime(2026, 11, 28, 0, 0, 30, tzinfo=berlin)
+    assert hours.contains(friday_late, berlin)
+    assert not hours.contains(saturday, berlin)
+    with pytest.raises(InvalidScheduleError):
+        ActiveHours.parse({"start": "00:00", "end": "00:00"})

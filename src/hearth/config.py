@@ -8,12 +8,15 @@ keys are errors everywhere: a misspelt setting that is silently ignored is worse
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -122,6 +125,50 @@ class ModelsSettings(Section):
     timeout_s: float = Field(default=120.0, gt=0)
 
 
+_DURATION = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d))+\s*", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(value: Any) -> Any:
+    """ "6h", "90m", "1h30m" (or a number of seconds) for settings people write by hand.
+
+    A copy of the workflow duration grammar kept here because importing the workflow package
+    would make every CLI command pay for Jinja at start-up.
+    """
+    if isinstance(value, str):
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a duration such as '6h', '90m' or '1h30m'")
+        return timedelta(
+            seconds=sum(float(n) * _UNIT_S[u.lower()] for n, u in _DURATION_PART.findall(value))
+        )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class HeartbeatSettings(Section):
+    """The heartbeat: how it yields to chats, how long a run may take, when alerts repeat."""
+
+    defer_s: float = Field(
+        default=60.0, ge=0, description="Wait this long while a chat is streaming, then re-check."
+    )
+    defer_times: int = Field(
+        default=2, ge=0, description="Defer at most this many times, then run anyway."
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, description="Time limit of the model call (tool calls included)."
+    )
+    dedupe_window: Duration = Field(
+        default=timedelta(hours=6),
+        description='The same set of alerting items is not sent again within this ("6h").',
+    )
+    failing_after: int = Field(
+        default=3, ge=1, description="Consecutive failed runs before one 'heartbeat failing' alert."
+    )
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
@@ -161,7 +208,20 @@ class Settings(BaseSettings):
     schedules: SchedulesSettings = Field(default_factory=SchedulesSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin'"
+                ) from None
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -193,6 +253,11 @@ class Settings(BaseSettings):
     @property
     def workflows_dir(self) -> Path:
         return self.data_dir / "workflows"
+
+    @property
+    def heartbeat_path(self) -> Path:
+        """Where the heartbeat checklist lives unless `heartbeat.configure` names another file."""
+        return self.data_dir / "HEARTBEAT.md"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

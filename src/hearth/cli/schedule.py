@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hearth.cli.common import DataDirOption, console, fail, run, with_client
@@ -53,7 +54,8 @@ def parse_days(text: str) -> list[int]:
 def parse_active_hours(text: str | None, days: str | None) -> ActiveHoursSpec | None:
     if text is None:
         if days is not None:
-            return ActiveHoursSpec(start="00:00", end="23:59", days_of_week=parse_days(days))
+            # 00:00-00:00 is the whole day (see ActiveHours), limited to these days.
+            return ActiveHoursSpec(start="00:00", end="00:00", days_of_week=parse_days(days))
         return None
     start, sep, end = text.partition("-")
     if not sep:
@@ -91,7 +93,13 @@ def add(
     inputs: Annotated[
         list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
     ] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="IANA zone [default: host's].")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA zone (default: `timezone` in config.toml, else the gateway host's zone).",
+        ),
+    ] = None,
     active_hours: Annotated[
         str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
     ] = None,
@@ -144,6 +152,9 @@ def list_schedules(data_dir: DataDirOption = None) -> None:
         console.print("no schedules yet: hearth schedule add NAME --every 15m --workflow ID")
         return
     table = Table("id", "name", "trigger", "zone", "state", "next run", "last run", "runs")
+    for column in (0, 3):
+        table.columns[column].no_wrap = True
+        table.columns[column].min_width = 8 if column == 0 else 13
     for item in result.schedules:
         last = ""
         if item.last_run:
@@ -165,6 +176,10 @@ def list_schedules(data_dir: DataDirOption = None) -> None:
 
 async def _resolve(client: GatewayClient, schedule_id: str) -> ScheduleInfo:
     """Accept a full id or an unambiguous prefix (as `list` shows)."""
+    if not schedule_id.strip():
+        raise ValueError(
+            "give a schedule id (or a unique prefix of one); see `hearth schedule list`"
+        )
     listing = await _list(client)
     matches = [s for s in listing.schedules if s.id == schedule_id] or [
         s for s in listing.schedules if s.id.startswith(schedule_id)
@@ -212,9 +227,7 @@ def show(
     for entry in runs.runs:
         style = RUN_STYLE.get(entry.status, "")
         status = f"[{style}]{entry.status}[/]" if style else entry.status
-        reason = entry.reason or ""
-        if entry.missed_count and entry.missed_count > 1:
-            reason = f"{reason} ({entry.missed_count} ticks)"
+        reason = escape(entry.reason or "")
         table.add_row(
             entry.scheduled_for.strftime("%Y-%m-%d %H:%M:%S %Z"),
             entry.fired_at.strftime("%H:%M:%S"),
@@ -235,8 +248,12 @@ def _change(schedule_id: str, data_dir: DataDirOption, enabled: bool) -> None:
 
     reply = run(with_client(data_dir, send))
     assert isinstance(reply, ScheduleUpdated)
-    state = "resumed" if enabled else "paused"
-    console.print(f"schedule {reply.schedule_id} {state}", highlight=False)
+
+    async def state_of(client: GatewayClient) -> ScheduleInfo:
+        return await _resolve(client, reply.schedule_id)
+
+    item = run(with_client(data_dir, state_of))
+    console.print(f"schedule {reply.schedule_id}: {item.state}", highlight=False)
 
 
 @app.command("pause")

@@ -34,8 +34,12 @@ class ActiveHours:
             raise InvalidScheduleError(f"{field}.{sorted(unknown)[0]}", "unknown key")
         start = parse_hhmm(raw.get("start"), f"{field}.start")
         end = parse_hhmm(raw.get("end"), f"{field}.end")
-        if start == end:
-            raise InvalidScheduleError(field, "start and end are equal; the window would be empty")
+        if start == end and not (start == time(0, 0) and raw.get("daysOfWeek")):
+            raise InvalidScheduleError(
+                field,
+                "start and end are equal; the window would be empty (00:00-00:00 with "
+                "daysOfWeek means whole days)",
+            )
         days = raw.get("daysOfWeek")
         parsed_days: frozenset[int] | None = None
         if days is not None:
@@ -69,6 +73,8 @@ class ActiveHours:
         local = moment.astimezone(tz)
         now = local.time()
         day = local.isoweekday()
+        if self.start == self.end:  # whole days (00:00-00:00 with daysOfWeek)
+            return self.days_of_week is None or day in self.days_of_week
         if self.start < self.end:
             inside = self.start <= now < self.end
             window_day = day

@@ -119,3 +119,36 @@ class SessionRecord:
     active_since: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HeartbeatRunRecord:
+    id: str
+    schedule_id: str | None
+    trigger: str
+    status: str
+    reason: str | None
+    heartbeat_path: str
+    model: str | None
+    open_items: int
+    deferred: int
+    checks: list[dict[str, Any]]
+    alerted: bool
+    alert_id: str | None
+    input_tokens: int
+    output_tokens: int
+    scheduled_for: datetime | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HeartbeatAlertRecord:
+    id: str
+    run_id: str
+    kind: str
+    status: str
+    signature: str
+    checks: list[dict[str, Any]]
+    message: str | None
+    created_at: datetime

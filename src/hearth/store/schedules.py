@@ -116,7 +116,8 @@ class ScheduleRepository:
             return None
         values: dict[str, Any] = {"status": status}
         if reason is not None:
-            values["reason"] = reason
+            # Keep the "manual" mark of a manual run in front of its error.
+            values["reason"] = f"manual: {reason}" if row.reason == "manual" else reason
         result = await conn.execute(
             schedule_runs.update().where(rc.id == row.id, rc.status == "running").values(**values)
         )

@@ -254,3 +254,44 @@ chat_usage = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+
+#: One row per heartbeat run, written when the run starts (`running`) and finished once. The
+#: failing streak and `heartbeat.status` read this table, so a restart loses nothing.
+heartbeat_runs = sa.Table(
+    "heartbeat_runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("schedule_id", sa.String(36)),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("heartbeat_path", sa.Text, nullable=False),
+    sa.Column("model", sa.String(200)),
+    sa.Column("open_items", sa.Integer, nullable=False, default=0),
+    sa.Column("deferred", sa.Integer, nullable=False, default=0),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("alerted", sa.Boolean, nullable=False, default=False),
+    sa.Column("alert_id", sa.String(36)),
+    sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("scheduled_for", UtcDateTime()),
+    sa.Column("started_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UtcDateTime()),
+)
+
+#: Every alert the heartbeat raised: `sent` ones reached the clients, `suppressed` ones matched
+#: an alert sent within the dedupe window. `signature` is the hash of the normalised set of
+#: alerting items, which is what "the same alert" means.
+heartbeat_alerts = sa.Table(
+    "heartbeat_alerts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("signature", sa.String(64), nullable=False, index=True),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
