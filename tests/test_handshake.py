@@ -142,3 +142,27 @@ async def test_rotated_token_applies_to_new_connections(sqlite_gateway: RunningG
     await fresh.close()
     # The connection opened before the rotation keeps working.
     assert isinstance(await old.request(Ping(id="p"), Pong), Pong)
+
+
+async def test_peer_that_never_answers_pings_is_dropped(data_dir: Path) -> None:
+    """A half-dead peer (no pong) is disconnected by the WebSocket keepalive, not the hello
+    timeout: that one is set far longer here."""
+    limits = {"ws_ping_interval_s": 0.3, "ws_ping_timeout_s": 0.3, "hello_timeout_s": 120}
+    async with in_process_gateway(data_dir, limits=limits) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        status = await reader.readline()
+        assert b"101" in status
+        # Read (and ignore) whatever the server sends, never answering its pings.
+        async with asyncio.timeout(30):
+            while await reader.read(1024):
+                pass
+        writer.close()
