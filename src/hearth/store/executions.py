@@ -222,8 +222,12 @@ class ExecutionRepository:
 
     async def renew_leases(
         self, node: str, ids: Sequence[str], lease_until: datetime
-    ) -> dict[str, bool]:
-        """Extend this node's leases; returns {id: cancel_requested} for the ones still held."""
+    ) -> dict[str, tuple[bool, bool]]:
+        """Extend this node's leases on running executions.
+
+        Returns {id: (still ours, cancel requested)} for the ones still running. Executions that
+        finished or paused are left out: their runner is just wrapping up, not lost.
+        """
         if not ids:
             return {}
         async with self.db.begin() as conn:
@@ -233,8 +237,8 @@ class ExecutionRepository:
                 .values(lease_expires_at=lease_until)
             )
             rows = await conn.execute(
-                sa.select(ex.id, ex.cancel_requested).where(
-                    ex.id.in_(ids), ex.owner_node == node, ex.status == RUNNING
+                sa.select(ex.id, ex.owner_node, ex.cancel_requested).where(
+                    ex.id.in_(ids), ex.status == RUNNING
                 )
             )
-            return {row[0]: bool(row[1]) for row in rows}
+            return {row[0]: (row[1] in (node, None), bool(row[2])) for row in rows}

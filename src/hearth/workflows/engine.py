@@ -214,12 +214,13 @@ class WorkflowEngine:
                 continue
             for execution_id in ids:
                 task = self._tasks.get(execution_id)
-                if task is None:
+                if task is None or execution_id not in held:
                     continue
-                if execution_id not in held:
+                owned, cancel = held[execution_id]
+                if not owned:
                     log.warning("lost ownership of execution %s; stopping its runner", execution_id)
                     task.cancel()
-                elif held[execution_id]:
+                elif cancel:
                     self._cancel_wanted.add(execution_id)
                     task.cancel()
 
@@ -314,6 +315,8 @@ class WorkflowEngine:
     def launch(self, record: ExecutionRecord) -> None:
         """Announce and start a committed execution."""
         self._publish(record, [])
+        if not self._stopping and record.id not in self._tasks:
+            self._state[record.id] = (record, [])  # nothing to read back: we just wrote it
         self._spawn(record.id)
 
     async def approve(
