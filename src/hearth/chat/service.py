@@ -70,6 +70,7 @@ class ChatConfig:
     tool_policy: dict[str, str] = field(default_factory=dict)
     instructions: str = DEFAULT_INSTRUCTIONS
     coalesce_s: float = 0.005
+    model_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,11 @@ def _now() -> datetime:
 
 
 class _Deltas:
-    """Coalesces text deltas for a few milliseconds: fewer frames, same text, bounded delay."""
+    """Coalesces text deltas: at most one frame per `delay_s`, and none waits longer.
+
+    Leading edge: a delta after a quiet spell goes out at once (the first token is never held);
+    deltas arriving within `delay_s` of the last frame are sent together when it has passed.
+    """
 
     def __init__(self, publish: Any, request_id: str, delay_s: float) -> None:
         self._publish = publish
@@ -98,15 +103,20 @@ class _Deltas:
         self._delay = delay_s
         self._buffer: list[str] = []
         self._handle: asyncio.TimerHandle | None = None
+        self._last_sent = -1e9
 
     def add(self, text: str) -> None:
         if not text:
             return
         self._buffer.append(text)
-        if self._delay <= 0:
+        if self._handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_sent + self._delay - loop.time()
+        if wait <= 0:
             self.flush()
-        elif self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self._delay, self.flush)
+        else:
+            self._handle = loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
         if self._handle is not None:
@@ -114,6 +124,7 @@ class _Deltas:
             self._handle = None
         if self._buffer:
             text, self._buffer = "".join(self._buffer), []
+            self._last_sent = asyncio.get_running_loop().time()
             self._publish("chat.stream.delta", {"requestId": self._request_id, "delta": text})
 
 
@@ -139,6 +150,7 @@ class ChatService:
         self._streams: dict[str, tuple[asyncio.Task[None], str]] = {}
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -237,7 +249,8 @@ class ChatService:
                 "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
             )
         task = asyncio.create_task(
-            self._stream(request_id, session, resolved, content), name=f"chat-{request_id}"
+            self._stream(request_id, session, resolved, content, fresh=created),
+            name=f"chat-{request_id}",
         )
         self._streams[request_id] = (task, session.id)
         return Started(request_id, session, resolved.name, created)
@@ -261,13 +274,19 @@ class ChatService:
     # -- the stream -------------------------------------------------------------------------
 
     async def _stream(
-        self, request_id: str, session: SessionRecord, resolved: ResolvedModel, content: str
+        self,
+        request_id: str,
+        session: SessionRecord,
+        resolved: ResolvedModel,
+        content: str,
+        *,
+        fresh: bool = False,
     ) -> None:
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
         usage = RunUsage()
         status = "completed"
         try:
-            stored = await self.repo.messages(session.id)
+            stored = [] if fresh else await self.repo.messages(session.id)
             history = bound_history(
                 ModelMessagesTypeAdapter.validate_python(stored),
                 max_messages=self.config.max_history_messages,
@@ -291,7 +310,10 @@ class ChatService:
                         deltas.add(event.delta.content_delta)
 
             result = await agent.run(
-                content, message_history=history, event_stream_handler=on_events
+                content,
+                message_history=history,
+                event_stream_handler=on_events,
+                model_settings={"timeout": self.config.model_timeout_s},
             )
             usage = result.usage
             deltas.flush()
@@ -370,6 +392,13 @@ class ChatService:
 
     # -- tools ------------------------------------------------------------------------------
 
+    def _schema(self, tool: HearthTool) -> dict[str, Any]:
+        """Tool argument schemas never change while the process runs; build each once."""
+        schema = self._schemas.get(tool.name)
+        if schema is None:
+            schema = self._schemas[tool.name] = tool.json_schema()
+        return schema
+
     def policy(self, tool: HearthTool, session: SessionRecord) -> str:
         configured = self.config.tool_policy.get(tool.name)
         if configured == "deny":
@@ -399,7 +428,7 @@ class ChatService:
                     call,
                     name=wire_name(tool.name),
                     description=tool.description,
-                    json_schema=tool.json_schema(),
+                    json_schema=self._schema(tool),
                     takes_ctx=True,
                 )
             )
@@ -419,14 +448,13 @@ class ChatService:
         if session is None:
             return "The session was deleted; stop."
         if self.policy(tool, session) == "ask":
-            approved = await self._ask(tool, session, request_id, call_id, args)
-            if not approved:
-                self._publish(
-                    "tool.error", {**base, "error": "denied by the person", "denied": True}
-                )
+            answer = await self._ask(tool, session, request_id, call_id, args)
+            if answer != "approved":
+                why = "no answer in time" if answer == "expired" else "denied by the person"
+                self._publish("tool.error", {**base, "error": why, "denied": True})
                 return (
-                    f"The person did not approve this call to {tool.name}; it did not run. "
-                    "Do not retry it unless they ask."
+                    f"The person did not approve this call to {tool.name} ({why}); it did not "
+                    "run. Do not retry it unless they ask."
                 )
         self._publish("tool.call", {**base, "args": args})
         context = ToolContext(
@@ -451,7 +479,8 @@ class ChatService:
         request_id: str,
         call_id: str,
         args: dict[str, Any],
-    ) -> bool:
+    ) -> str:
+        """'approved', 'denied' or 'expired'."""
         now = _now()
         expires = now + self.config.approval_timeout
         approval = ApprovalRecord(
@@ -491,9 +520,10 @@ class ChatService:
                 },
             )
             try:
-                return await asyncio.wait_for(
+                approved = await asyncio.wait_for(
                     asyncio.shield(waiter), self.config.approval_timeout.total_seconds()
                 )
+                return "approved" if approved else "denied"
             except TimeoutError:
                 async with self.db.begin() as conn:
                     expired = await self.approvals.resolve(
@@ -506,8 +536,8 @@ class ChatService:
                     )
                     if not expired:  # answered at the last moment
                         current = await self.approvals.get(conn, approval.id)
-                        return current is not None and current.status == "approved"
-                return False
+                        return current.status if current is not None else "expired"
+                return "expired"
             except asyncio.CancelledError:
                 async with self.db.begin() as conn:
                     await self.approvals.resolve(
