@@ -26,7 +26,7 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, chat, core, schedules, workflows
+from hearth.gateway.handlers import approvals, chat, core, heartbeat, schedules, workflows
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -35,6 +35,9 @@ from hearth.gateway.server import (
     url_for,
 )
 from hearth.gateway.state import GatewayState
+from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
+from hearth.heartbeat.service import HeartbeatService
+from hearth.heartbeat.target import HeartbeatTarget
 from hearth.models import ModelFactory
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
@@ -42,6 +45,7 @@ from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
 from hearth.scheduling.timezones import host_zone_name
 from hearth.secrets import KeyLookup, SecretStore
 from hearth.store import Database
+from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
 from hearth.store.schedules import ScheduleRepository
 from hearth.tools import ToolRegistry, builtin_tools
@@ -100,7 +104,32 @@ class Hearth:
                 exclusive=self.db.backend == "sqlite",
             ),
         )
-        targets: dict[str, ScheduleTarget] = {"workflow": WorkflowTarget(self.workflows)}
+        # The heartbeat runner asks the chat service whether a chat is streaming; the chat
+        # service is built further down, so the runner gets a function that looks it up then.
+        heartbeat_config = HeartbeatConfig(
+            defer_s=settings.heartbeat.defer_s,
+            defer_times=settings.heartbeat.defer_times,
+            timeout_s=settings.heartbeat.timeout_s,
+            dedupe_window=settings.heartbeat.dedupe_window,
+            failing_after=settings.heartbeat.failing_after,
+        )
+        heartbeat_repo = HeartbeatRepository(self.db)
+        heartbeat_runner = HeartbeatRunner(
+            repo=heartbeat_repo,
+            bus=self.bus,
+            models=self.models.resolve,
+            tools=self.tools,
+            workspace=settings.workspace_dir,
+            chat_busy=lambda: self.chat.busy(),
+            config=heartbeat_config,
+        )
+        heartbeat_target = HeartbeatTarget(
+            heartbeat_repo, heartbeat_runner, settings.data_dir, heartbeat_config
+        )
+        targets: dict[str, ScheduleTarget] = {
+            "workflow": WorkflowTarget(self.workflows),
+            "heartbeat": heartbeat_target,
+        }
         self.schedules = ScheduleService(
             ScheduleRepository(self.db),
             self.bus,
@@ -134,6 +163,17 @@ class Hearth:
                 instructions=settings.chat.instructions or DEFAULT_INSTRUCTIONS,
             ),
         )
+        self.heartbeat = HeartbeatService(
+            runner=heartbeat_runner,
+            repo=heartbeat_repo,
+            schedules=self.schedules,
+            scheduler=self.scheduler,
+            data_dir=settings.data_dir,
+            default_timezone=self.schedules.default_timezone,
+            config=heartbeat_config,
+            exclusive=self.db.backend == "sqlite",
+        )
+        heartbeat_target.attach(self.heartbeat)
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -148,9 +188,10 @@ class Hearth:
             schedules=self.schedules,
             scheduler=self.scheduler,
             chat=self.chat,
+            heartbeat=self.heartbeat,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat):
+        for module in (core, workflows, approvals, schedules, chat, heartbeat):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -182,6 +223,8 @@ class Hearth:
         if self.settings.workflows.watch:
             self.catalog.start_watching()
         await self.workflows.start()
+        # Before the scheduler: closing runs a crash left `running` must not race a new tick.
+        await self.heartbeat.start()
         await self.scheduler.start()
         await self.chat.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
@@ -198,6 +241,7 @@ class Hearth:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.heartbeat.stop()
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()

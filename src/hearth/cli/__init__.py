@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hearth import __version__
-from hearth.cli import db, keys, protocol_cmd, schedule, token, workflow
+from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, token, workflow
 from hearth.cli.chat import chat
 from hearth.cli.serve import serve
 from hearth.cli.status import status
@@ -25,6 +25,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(heartbeat.app, name="heartbeat")
+app.command("init")(heartbeat.init)
 app.command("chat")(chat)
 app.add_typer(keys.app, name="keys")
 app.command("models")(keys.models)

@@ -10,6 +10,7 @@ from hearth.config import Settings
 from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
+from hearth.heartbeat.service import HeartbeatService
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.store import Database
@@ -29,6 +30,7 @@ class GatewayState:
     schedules: ScheduleService
     scheduler: Scheduler
     chat: ChatService
+    heartbeat: HeartbeatService
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -127,7 +127,7 @@ def _front_matter(path: Path, raw: str) -> dict[str, Any]:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 2})" if mark is not None else ""
+        line = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ChecklistError(path, f"front matter is not valid YAML{line}: {problem}") from None
     if data is None:

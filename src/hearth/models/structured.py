@@ -8,10 +8,12 @@ server rejects it (HTTP 4xx), ask again with the schema in the prompt (prompted 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic_ai import Agent, NativeOutput, PromptedOutput, StructuredDict, ToolOutput
+from pydantic_ai import Agent, NativeOutput, PromptedOutput, StructuredDict, Tool, ToolOutput
 from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior, UserError
+from pydantic_ai.usage import RunUsage
 
 from hearth.models.factory import ResolvedModel
 
@@ -37,11 +39,17 @@ async def run_model(
     *,
     output_schema: dict[str, Any] | None = None,
     instructions: str | None = None,
+    tools: Sequence[Tool[None]] = (),
+    usage: RunUsage | None = None,
 ) -> Any:
-    """The model's answer: text, or a dict matching `output_schema`."""
+    """The model's answer: text, or a dict matching `output_schema`.
+
+    `tools` are offered to the model on every attempt (the heartbeat's read-only tools);
+    `usage`, when given, is increased by what the successful attempt used.
+    """
     if output_schema is None:
-        agent: Agent[None, Any] = Agent(resolved.model, instructions=instructions)
-        return await _run(agent, prompt, resolved.name)
+        agent: Agent[None, Any] = Agent(resolved.model, instructions=instructions, tools=tools)
+        return await _run(agent, prompt, resolved.name, usage=usage)
     mode = resolved.structured_output
     first = "tool" if mode == "auto" else mode
     try:
@@ -49,11 +57,12 @@ async def run_model(
             resolved.model,
             output_type=_output_type(output_schema, first),
             instructions=instructions,
+            tools=tools,
         )
     except UserError as exc:
         raise ModelCallError(f"output_schema cannot be used: {exc}") from None
     try:
-        return await _run(agent, prompt, resolved.name, reraise_http=mode == "auto")
+        return await _run(agent, prompt, resolved.name, reraise_http=mode == "auto", usage=usage)
     except ModelHTTPError as exc:
         log.info(
             "%s rejected %s structured output (HTTP %s); retrying with prompted JSON",
@@ -65,12 +74,18 @@ async def run_model(
         resolved.model,
         output_type=_output_type(output_schema, "prompted"),
         instructions=instructions,
+        tools=tools,
     )
-    return await _run(agent, prompt, resolved.name)
+    return await _run(agent, prompt, resolved.name, usage=usage)
 
 
 async def _run(
-    agent: Agent[None, Any], prompt: str, name: str, *, reraise_http: bool = False
+    agent: Agent[None, Any],
+    prompt: str,
+    name: str,
+    *,
+    reraise_http: bool = False,
+    usage: RunUsage | None = None,
 ) -> Any:
     try:
         result = await agent.run(prompt)
@@ -85,4 +100,6 @@ async def _run(
     except Exception as exc:
         # Provider SDKs raise their own connection errors; keep the engine's contract simple.
         raise ModelCallError(f"{name} failed: {type(exc).__name__}: {exc}") from None
+    if usage is not None:
+        usage.incr(result.usage)
     return result.output

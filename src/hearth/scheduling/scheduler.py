@@ -230,7 +230,13 @@ class Scheduler:
             return
         failures = current.consecutive_failures + 1
         values: dict[str, Any] = {"consecutive_failures": failures}
-        if failures >= self.config.max_consecutive_failures and current.enabled:
+        # Only workflows are disabled: a failing heartbeat keeps trying (and says so itself
+        # with one alert), because a person relies on it noticing when things recover.
+        if (
+            failures >= self.config.max_consecutive_failures
+            and current.enabled
+            and current.target == "workflow"
+        ):
             why = f"disabled after {failures} consecutive failed runs; last: {reason}"
             values.update(enabled=False, state="disabled", state_reason=why, next_run=None)
             self.bus.publish(
@@ -306,23 +312,31 @@ class Scheduler:
         """Record a scheduled execution's outcome once and keep the failure count."""
         ok = status == "completed"
         reason = None if ok else (data or {}).get("error") or status
+        await self.finish_run(execution_id, "ok" if ok else "failed", reason)
+
+    async def finish_run(self, execution_id: str, status: str, reason: str | None = None) -> None:
+        """Record the outcome of the run that started `execution_id`, once.
+
+        Workflow results arrive as `workflow.status` events; a target whose work is not a
+        workflow execution (the heartbeat) reports here itself: `ok`, `skipped` (the run found
+        nothing to do) or `failed`. `ok` resets the consecutive-failure count, `failed` adds
+        to it, `skipped` leaves it alone.
+        """
         async with self.db.begin() as conn:
-            run = await self.repo.finish_run_for_execution(
-                conn, execution_id, "ok" if ok else "failed", reason
-            )
+            run = await self.repo.finish_run_for_execution(conn, execution_id, status, reason)
             if run is None:
                 return
             record = await self.repo.get_in(conn, run.schedule_id)
             if record is not None:
-                if ok:
+                if status == "ok":
                     await self.repo.update_schedule(conn, record.id, {"consecutive_failures": 0})
-                else:
+                elif status == "failed":
                     await self._count_failure(conn, record, str(reason))
         self._publish_run(
             ScheduleRunRecord(
                 **{
                     **run.__dict__,
-                    "status": "ok" if ok else "failed",
+                    "status": status,
                     "reason": reason if reason is not None else run.reason,
                 }
             )

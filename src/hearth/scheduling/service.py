@@ -132,10 +132,9 @@ class ScheduleService:
         target = self.targets.get(record.target)
         if target is None:
             raise InvalidScheduleError("target", f"unknown target {record.target!r}")
-        if record.target == "workflow":
-            if not record.workflow_id:
-                raise InvalidScheduleError("workflowId", "which workflow should run?")
-            target.check(record.workflow_id, record.input)
+        if record.target == "workflow" and not record.workflow_id:
+            raise InvalidScheduleError("workflowId", "which workflow should run?")
+        target.check(record.workflow_id, record.input)
         next_run = trigger_of(record).next_after(now) if record.enabled else None
         return replace(record, next_run=next_run)
 

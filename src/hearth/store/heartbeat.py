@@ -38,14 +38,10 @@ class HeartbeatRepository:
         async with self.db.begin() as conn:
             await self.insert_run(conn, record)
 
-    async def finish_run(
-        self, conn: AsyncConnection, run_id: str, values: dict[str, Any]
-    ) -> bool:
+    async def finish_run(self, conn: AsyncConnection, run_id: str, values: dict[str, Any]) -> bool:
         """Finish a running run once; False if it was already finished (say, as interrupted)."""
         result = await conn.execute(
-            heartbeat_runs.update()
-            .where(hr.id == run_id, hr.status == "running")
-            .values(**values)
+            heartbeat_runs.update().where(hr.id == run_id, hr.status == "running").values(**values)
         )
         return result.rowcount == 1
 
@@ -68,9 +64,7 @@ class HeartbeatRepository:
         async with self.db.connect() as conn:
             found = (
                 await conn.execute(
-                    sa.select(hr.id)
-                    .where(hr.status == "running", hr.started_at >= cutoff)
-                    .limit(1)
+                    sa.select(hr.id).where(hr.status == "running", hr.started_at >= cutoff).limit(1)
                 )
             ).first()
             return found is not None
@@ -134,9 +128,9 @@ class HeartbeatRepository:
             query = query.where(ha.created_at > moment)
         return (await conn.execute(query.limit(1))).first() is not None
 
-    async def alerts(self, limit: int, *, include_suppressed: bool = False) -> list[
-        HeartbeatAlertRecord
-    ]:
+    async def alerts(
+        self, limit: int, *, include_suppressed: bool = False
+    ) -> list[HeartbeatAlertRecord]:
         """Newest first."""
         query = heartbeat_alerts.select()
         if not include_suppressed:
