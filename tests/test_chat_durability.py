@@ -9,12 +9,14 @@ from pathlib import Path
 
 from hearth.client import GatewayClient
 from hearth.protocol.messages.chat import (
+    ChatSend,
+    ChatStreamStart,
     SessionHistory,
     SessionHistoryResult,
     SessionList,
     SessionListResult,
 )
-from tests.support.fake_openai import FakeOpenAI, Text
+from tests.support.fake_openai import Delay, FakeOpenAI, Text
 from tests.support.gateway import start_gateway_process
 
 
@@ -117,3 +119,35 @@ async def test_keys_are_stored_privately_and_never_printed(data_dir: Path) -> No
     assert code == 0
     code, out, _ = await hearth(data_dir, "keys", "list")
     assert "not set" in out
+
+
+async def test_a_stream_cut_by_sigkill_does_not_leave_its_session_busy(data_dir: Path) -> None:
+    async with FakeOpenAI() as fake:
+        (data_dir / "config.toml").write_text(
+            f'[models]\ndefault = "local:fake-model"\n\n'
+            f'[providers.local]\nkind = "openai"\nbase_url = "{fake.base_url}"\n'
+        )
+        fake.script(Delay(120, then=Text("never")), Text("back again"))
+        first = start_gateway_process(data_dir)
+        try:
+            client = GatewayClient(first.url, first.token)
+            await client.connect()
+            start = await client.request(ChatSend(id="s", content="hold on"), ChatStreamStart)
+            await fake.wait_for_calls(1)
+            await client.close()
+        finally:
+            first.kill()
+        second = start_gateway_process(data_dir)
+        try:
+            client = GatewayClient(second.url, second.token)
+            await client.connect()
+            again = await client.request(
+                ChatSend(id="t", content="still there?", session_id=start.session_id),
+                ChatStreamStart,
+            )
+            end = await client.next_event("chat.stream.end", timeout_s=30)
+            await client.close()
+        finally:
+            second.stop()
+    assert again.session_id == start.session_id
+    assert end.status == "completed"  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,19 @@ async def test_schedule_run_events_reach_clients(noop_gateway: RunningGateway) -
         if event.schedule_id == schedule_id:  # type: ignore[attr-defined]
             seen.append(event.status)  # type: ignore[attr-defined]
     assert seen == ["running", "ok"]
+
+
+async def test_resuming_an_at_schedule_after_its_time_is_refused(
+    noop_gateway: RunningGateway,
+) -> None:
+    client = await noop_gateway.client()
+    at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    schedule_id = await create(client, name="later", at=at, workflow_id="noop", enabled=False)
+    await asyncio.sleep(1.5)
+    with pytest.raises(GatewayError) as refused:
+        await client.request(
+            ScheduleUpdate(id="u", schedule_id=schedule_id, enabled=True), ScheduleUpdated
+        )
+    assert refused.value.code == ErrorCode.INVALID_SCHEDULE
+    assert refused.value.details == {"field": "at"}
+    assert (await info(client, schedule_id)).state == "paused"

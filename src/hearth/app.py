@@ -84,7 +84,10 @@ class Hearth:
         self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.models = ModelFactory(
-            settings.models.default, settings.providers, KeyLookup(self.secrets)
+            settings.models.default,
+            settings.providers,
+            KeyLookup(self.secrets),
+            timeout_s=settings.models.timeout_s,
         )
         self.catalog = WorkflowCatalog(
             [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools.names()
@@ -226,7 +229,7 @@ class Hearth:
         # Before the scheduler: closing runs a crash left `running` must not race a new tick.
         await self.heartbeat.start()
         await self.scheduler.start()
-        await self.chat.start()
+        await self.chat.start(exclusive=self.db.backend == "sqlite")
         self._background.append(asyncio.create_task(self._node_heartbeat()))
 
     async def _node_heartbeat(self) -> None:

@@ -70,7 +70,6 @@ class ChatConfig:
     tool_policy: dict[str, str] = field(default_factory=dict)
     instructions: str = DEFAULT_INSTRUCTIONS
     coalesce_s: float = 0.005
-    model_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,12 @@ class ChatService:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, exclusive: bool = False) -> None:
+        """`exclusive` (SQLite: one gateway process): whatever a previous process left behind
+        (a session marked busy, tool approvals nobody waits for) belongs to a stream that died
+        with it, so it is cleared now instead of after the stale timeouts."""
+        if exclusive:
+            await self._clear_leftovers()
         resolved = self.bus.subscribe(RESOLVED_TOPIC, CANCEL_TOPIC)
         self._background = [
             asyncio.create_task(self._listen(resolved), name="chat-bus"),
@@ -177,6 +181,20 @@ class ChatService:
                 stream = self._streams.get(event.data.get("requestId", ""))
                 if stream is not None:
                     stream[0].cancel()
+
+    async def _clear_leftovers(self) -> None:
+        now = _now()
+        await self.repo.release_all()
+        async with self.db.begin() as conn:
+            for approval in await self.approvals.pending(conn, kinds=["tool"]):
+                await self.approvals.resolve(
+                    conn,
+                    approval.id,
+                    "expired",
+                    by=None,
+                    comment="the gateway restarted before an answer",
+                    now=now,
+                )
 
     async def _expire_loop(self) -> None:
         """Pending tool approvals whose stream is gone (a crash) must not wait forever."""
@@ -223,6 +241,7 @@ class ChatService:
         resolved = self.models.resolve(model or (session.model if session else None))
         now = _now()
         created = session is None
+        request_id = str(uuid.uuid4())
         if session is None:
             session = SessionRecord(
                 id=str(uuid.uuid4()),
@@ -232,14 +251,13 @@ class ChatService:
                 agent_id=agent_id,
                 approved_tools=[],
                 message_count=0,
-                active_request_id=None,
-                active_since=None,
+                active_request_id=request_id,  # created already claimed: one write, not two
+                active_since=now,
                 created_at=now,
                 updated_at=now,
             )
             await self.repo.create(session)
-        request_id = str(uuid.uuid4())
-        if not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
+        elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
                 "chat.stream.end or send chat.cancel"
@@ -313,7 +331,7 @@ class ChatService:
                 content,
                 message_history=history,
                 event_stream_handler=on_events,
-                model_settings={"timeout": self.config.model_timeout_s},
+                model_settings={"timeout": resolved.timeout_s},
             )
             usage = result.usage
             deltas.flush()

@@ -209,7 +209,10 @@ def show(
     item, runs = run(with_client(data_dir, ask))
     console.print(f"[bold]{item.name}[/] ({item.id})", highlight=False)
     console.print(f"  trigger   {_trigger(item)} in {item.timezone}", highlight=False)
-    console.print(f"  workflow  {item.workflow_id}", highlight=False)
+    if item.target == "heartbeat":
+        console.print("  target    the heartbeat (hearth heartbeat status)", highlight=False)
+    else:
+        console.print(f"  workflow  {item.workflow_id}", highlight=False)
     console.print(
         f"  state     {item.state}" + (f" — {item.state_reason}" if item.state_reason else ""),
         highlight=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic_ai.models import Model
@@ -62,6 +62,8 @@ class ResolvedModel:
     name: str
     model: Model
     structured_output: StructuredMode
+    #: Per request to the model server (`[models] timeout_s`).
+    timeout_s: float = 120.0
 
 
 class ModelFactory:
@@ -70,8 +72,10 @@ class ModelFactory:
         default: str | None,
         providers: Mapping[str, ProviderSettings],
         keys: Callable[[str, str | None], str | None] | None = None,
+        timeout_s: float = 120.0,
     ) -> None:
         self.default = default
+        self.timeout_s = timeout_s
         self.providers = dict(providers)
         self._keys = keys or _environment_keys
         self._cache: dict[str, ResolvedModel] = {}
@@ -84,7 +88,7 @@ class ModelFactory:
         wanted = name or self.default
         if wanted and wanted in self._cache:
             return self._cache[wanted]
-        resolved = self._build(wanted)
+        resolved = replace(self._build(wanted), timeout_s=self.timeout_s)
         self._cache[resolved.name] = resolved
         return resolved
 

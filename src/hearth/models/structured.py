@@ -49,7 +49,7 @@ async def run_model(
     """
     if output_schema is None:
         agent: Agent[None, Any] = Agent(resolved.model, instructions=instructions, tools=tools)
-        return await _run(agent, prompt, resolved.name, usage=usage)
+        return await _run(agent, prompt, resolved.name, usage=usage, timeout_s=resolved.timeout_s)
     mode = resolved.structured_output
     first = "tool" if mode == "auto" else mode
     try:
@@ -62,7 +62,14 @@ async def run_model(
     except UserError as exc:
         raise ModelCallError(f"output_schema cannot be used: {exc}") from None
     try:
-        return await _run(agent, prompt, resolved.name, reraise_http=mode == "auto", usage=usage)
+        return await _run(
+            agent,
+            prompt,
+            resolved.name,
+            reraise_http=mode == "auto",
+            usage=usage,
+            timeout_s=resolved.timeout_s,
+        )
     except ModelHTTPError as exc:
         log.info(
             "%s rejected %s structured output (HTTP %s); retrying with prompted JSON",
@@ -76,7 +83,7 @@ async def run_model(
         instructions=instructions,
         tools=tools,
     )
-    return await _run(agent, prompt, resolved.name, usage=usage)
+    return await _run(agent, prompt, resolved.name, usage=usage, timeout_s=resolved.timeout_s)
 
 
 async def _run(
@@ -86,9 +93,10 @@ async def _run(
     *,
     reraise_http: bool = False,
     usage: RunUsage | None = None,
+    timeout_s: float = 120.0,
 ) -> Any:
     try:
-        result = await agent.run(prompt)
+        result = await agent.run(prompt, model_settings={"timeout": timeout_s})
     except ModelHTTPError as exc:
         if reraise_http and 400 <= exc.status_code < 500 and exc.status_code not in (401, 403):
             raise

@@ -118,7 +118,9 @@ class Scheduler:
             progress = 0
             for record in due:
                 try:
-                    if await self._handle(record, moment):
+                    # The real clock per schedule: a long pass must neither plan nor stamp
+                    # later ticks with the time it started.
+                    if await self._handle(record, now or _now()):
                         claimed += 1
                     progress += 1
                 except Exception:
@@ -174,6 +176,7 @@ class Scheduler:
         if finished:
             values.update(enabled=False, state="completed", next_run=None)
         started: Started | None = None
+        disabled: DomainEvent | None = None
         fire_run: ScheduleRunRecord | None = None
         async with self.db.begin() as conn:
             if not await self.repo.claim(conn, record.id, record.next_run, values):
@@ -195,7 +198,7 @@ class Scheduler:
                         started = await target.begin(conn, record, tick.fire_at)  # type: ignore[arg-type]
                 except (WorkflowServiceError, ValueError) as exc:
                     fire_run = self._failed_start(fire_run, str(exc))
-                    await self._count_failure(conn, record, str(exc))
+                    disabled = await self._count_failure(conn, record, str(exc))
                 else:
                     fire_run = ScheduleRunRecord(
                         **{**fire_run.__dict__, "execution_id": started.execution_id}
@@ -216,6 +219,8 @@ class Scheduler:
         self._fired_since_prune.add(record.id)
         for run in [*runs, *([fire_run] if fire_run else [])]:
             self._publish_run(run)
+        if disabled is not None:
+            self.bus.publish(disabled)
         if finished:
             log.info("schedule %s (%s) completed after %d runs", record.id, record.name, run_count)
         return True
@@ -224,10 +229,15 @@ class Scheduler:
     def _failed_start(run: ScheduleRunRecord, reason: str) -> ScheduleRunRecord:
         return ScheduleRunRecord(**{**run.__dict__, "status": "failed", "reason": reason})
 
-    async def _count_failure(self, conn: Any, record: ScheduleRecord, reason: str) -> None:
+    async def _count_failure(
+        self, conn: Any, record: ScheduleRecord, reason: str
+    ) -> DomainEvent | None:
+        """Count a failed run; returns the `schedule.disabled` event to publish once the
+        caller's transaction has committed (never announce what might still roll back)."""
         current = await self.repo.get_in(conn, record.id)
         if current is None:
-            return
+            return None
+        event: DomainEvent | None = None
         failures = current.consecutive_failures + 1
         values: dict[str, Any] = {"consecutive_failures": failures}
         # Only workflows are disabled: a failing heartbeat keeps trying (and says so itself
@@ -239,10 +249,9 @@ class Scheduler:
         ):
             why = f"disabled after {failures} consecutive failed runs; last: {reason}"
             values.update(enabled=False, state="disabled", state_reason=why, next_run=None)
-            self.bus.publish(
-                DomainEvent("schedule.disabled", {"scheduleId": record.id, "reason": why})
-            )
+            event = DomainEvent("schedule.disabled", {"scheduleId": record.id, "reason": why})
         await self.repo.update_schedule(conn, record.id, values)
+        return event
 
     def _publish_run(self, run: ScheduleRunRecord) -> None:
         self.bus.publish(
@@ -263,7 +272,8 @@ class Scheduler:
     # -- manual runs ------------------------------------------------------------------------
 
     async def trigger_now(self, record: ScheduleRecord) -> ScheduleRunRecord:
-        """Fire a schedule now, outside its trigger (active hours and overlap still logged)."""
+        """Fire a schedule now, outside its trigger: active hours, overlap and maxRuns do not
+        apply; the run is recorded with reason `manual`."""
         target = self.targets[record.target]
         now = _now()
         run = ScheduleRunRecord(
@@ -322,6 +332,7 @@ class Scheduler:
         nothing to do) or `failed`. `ok` resets the consecutive-failure count, `failed` adds
         to it, `skipped` leaves it alone.
         """
+        disabled: DomainEvent | None = None
         async with self.db.begin() as conn:
             run = await self.repo.finish_run_for_execution(conn, execution_id, status, reason)
             if run is None:
@@ -331,7 +342,7 @@ class Scheduler:
                 if status == "ok":
                     await self.repo.update_schedule(conn, record.id, {"consecutive_failures": 0})
                 elif status == "failed":
-                    await self._count_failure(conn, record, str(reason))
+                    disabled = await self._count_failure(conn, record, str(reason))
         self._publish_run(
             ScheduleRunRecord(
                 **{
@@ -341,6 +352,8 @@ class Scheduler:
                 }
             )
         )
+        if disabled is not None:
+            self.bus.publish(disabled)
 
     async def _housekeeping(self) -> None:
         """Catch results whose event was missed (a node was down) and prune old history."""

@@ -254,6 +254,10 @@ class ScheduleService:
                 state="paused" if current.state in ("active", "paused") else current.state,
             )
         updated = self._validate(updated, now)
+        if updated.enabled and updated.next_run is None:
+            raise InvalidScheduleError(
+                "at", "its time has passed, so it would never fire; give a new `at`"
+            )
         await self.repo.replace(updated)
         self._changed(schedule_id)
         return updated

@@ -65,6 +65,14 @@ class ChatRepository:
             )
             return result.rowcount == 1
 
+    async def release_all(self) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(
+                chat_sessions.update()
+                .where(cs.active_request_id.is_not(None))
+                .values(active_request_id=None, active_since=None)
+            )
+
     async def release(self, session_id: str, request_id: str) -> None:
         async with self.db.begin() as conn:
             await conn.execute(

@@ -129,6 +129,12 @@ async def history(message: SessionHistory, ctx: HandlerContext) -> SessionHistor
 @handles(SessionDelete)
 async def delete(message: SessionDelete, ctx: HandlerContext) -> SessionDeleted:
     session_id = await _session_id(ctx, message.session_id)
+    record = await ctx.state.chat.repo.get(session_id)
+    if record is not None and record.active_request_id is not None:
+        raise ProtocolError(
+            ErrorCode.SESSION_BUSY,
+            "the session is answering; cancel the request (chat.cancel) or wait for its end",
+        )
     await ctx.state.chat.repo.delete(session_id)
     return SessionDeleted(id=message.id, session_id=session_id)
 
