@@ -13,10 +13,8 @@ checked too.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -31,6 +29,7 @@ from hearth.protocol.messages.schedules import (
     ScheduleListResult,
     ScheduleRunInfo,
 )
+from tests.support import cli as support_cli
 from tests.support.gateway import GatewayProcess, start_gateway_process
 from tests.support.schedules import NOOP, create, runs
 from tests.support.workflows import write_workflow
@@ -64,61 +63,19 @@ TABLE_LINES = re.compile(r"[\u2500-\u257f]")
 
 
 def cli_env(data_dir: Path, columns: str | None = WIDE) -> dict[str, str]:
-    """The caller's environment without HEARTH_* settings, plus the gateway's data directory."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HEARTH_") and k not in ("COLUMNS", "LINES")
-    }
-    env["HEARTH_DATA_DIR"] = str(data_dir)
-    if columns is not None:
-        env["COLUMNS"] = columns
-    return env
+    return support_cli.cli_env(data_dir, columns)
 
 
 def hearth_cli(
     data_dir: Path, *args: str, columns: str | None = WIDE
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hearth", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(data_dir, columns),
-        stdin=subprocess.DEVNULL,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    return support_cli.run_cli(args, data_dir, columns)
 
 
 def hearth_cli_together(
     data_dir: Path, *commands: Sequence[str]
 ) -> list[subprocess.CompletedProcess[str]]:
-    """Run independent commands at the same time; results in the order given."""
-    started = [
-        (
-            list(args),
-            subprocess.Popen(
-                [sys.executable, "-m", "hearth", *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=cli_env(data_dir),
-                stdin=subprocess.DEVNULL,
-            ),
-        )
-        for args in commands
-    ]
-    results: list[subprocess.CompletedProcess[str]] = []
-    try:
-        for args, process in started:
-            out, err = process.communicate(timeout=TIMEOUT_S)
-            results.append(subprocess.CompletedProcess(args, process.returncode, out, err))
-    finally:
-        for _, process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return results
+    return support_cli.run_cli_together(commands, data_dir, WIDE)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

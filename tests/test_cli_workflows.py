@@ -8,7 +8,6 @@ each other are started together, because each CLI process spends seconds importi
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cli as support_cli
 from tests.support.gateway import GatewayProcess, start_gateway_process
 from tests.support.workflows import write_workflow
 
@@ -65,58 +65,17 @@ TIMEOUT_S = 60
 
 
 def cli_env(data_dir: Path | None) -> dict[str, str]:
-    """The caller's environment without HEARTH_* settings (and a fixed, non-TTY width)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HEARTH_") and k not in ("COLUMNS", "LINES")
-    }
-    if data_dir is not None:
-        env["HEARTH_DATA_DIR"] = str(data_dir)
-    return env
+    return support_cli.cli_env(data_dir)
 
 
 def hearth_cli(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hearth", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(data_dir),
-        stdin=subprocess.DEVNULL,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    return support_cli.run_cli(args, data_dir)
 
 
 def hearth_cli_together(
     *commands: Sequence[str], data_dir: Path | None = None
 ) -> list[subprocess.CompletedProcess[str]]:
-    """Run independent commands at the same time; results in the order given."""
-    started = [
-        (
-            list(args),
-            subprocess.Popen(
-                [sys.executable, "-m", "hearth", *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=cli_env(data_dir),
-                stdin=subprocess.DEVNULL,
-            ),
-        )
-        for args in commands
-    ]
-    results: list[subprocess.CompletedProcess[str]] = []
-    try:
-        for args, process in started:
-            out, err = process.communicate(timeout=TIMEOUT_S)
-            results.append(subprocess.CompletedProcess(args, process.returncode, out, err))
-    finally:
-        for _, process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return results
+    return support_cli.run_cli_together(commands, data_dir)
 
 
 TABLE_LINES = re.compile(r"[\u2500-\u257f]")

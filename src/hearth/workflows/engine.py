@@ -177,19 +177,7 @@ class WorkflowEngine:
             ex.status == PAUSED, ex.waiting_for == "timer", ex.wake_at <= now
         )
         for execution_id in due:
-            async with self.db.begin() as conn:
-                resumed = await self.executions.resume_paused(
-                    conn,
-                    execution_id,
-                    self.node,
-                    "timer",
-                    now,
-                    self._lease_until(now),
-                    extra=[ex.wake_at <= now],
-                )
-            if resumed:
-                await self._publish_fresh(execution_id)
-                self._spawn(execution_id)
+            await self._resume_timer(execution_id)
 
     async def _claim_exclusive(self, execution_id: str, now: datetime) -> bool:
         async with self.db.begin() as conn:
