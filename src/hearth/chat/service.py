@@ -256,18 +256,22 @@ class ChatService:
                 created_at=now,
                 updated_at=now,
             )
-            await self.repo.create(session)
+            # Written while the model request already runs: the row is needed only when the
+            # reply is stored, and the first token should not wait for a commit.
+            saved: asyncio.Future[None] | None = asyncio.ensure_future(self.repo.create(session))
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
                 "chat.stream.end or send chat.cancel"
             )
+        else:
+            saved = None
         if created:
             self._publish(
                 "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
             )
         task = asyncio.create_task(
-            self._stream(request_id, session, resolved, content, fresh=created),
+            self._stream(request_id, session, resolved, content, saved=saved),
             name=f"chat-{request_id}",
         )
         self._streams[request_id] = (task, session.id)
@@ -298,13 +302,14 @@ class ChatService:
         resolved: ResolvedModel,
         content: str,
         *,
-        fresh: bool = False,
+        saved: asyncio.Future[None] | None = None,
     ) -> None:
+        """Run one reply. `saved` is the pending insert of a brand-new session (no history)."""
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
         usage = RunUsage()
         status = "completed"
         try:
-            stored = [] if fresh else await self.repo.messages(session.id)
+            stored = [] if saved is not None else await self.repo.messages(session.id)
             history = bound_history(
                 ModelMessagesTypeAdapter.validate_python(stored),
                 max_messages=self.config.max_history_messages,
@@ -336,6 +341,8 @@ class ChatService:
             usage = result.usage
             deltas.flush()
             new_messages = json.loads(ModelMessagesTypeAdapter.dump_json(result.new_messages()))
+            if saved is not None:
+                await saved
             await self.repo.append(
                 session.id,
                 request_id,
@@ -347,7 +354,9 @@ class ChatService:
         except asyncio.CancelledError:
             status = "cancelled"
             deltas.flush()
-            await self._record_usage_only(session.id, request_id, resolved.name, usage, status)
+            await self._record_usage_only(
+                session.id, request_id, resolved.name, usage, status, saved
+            )
         except Exception as exc:
             status = "error"
             deltas.flush()
@@ -357,10 +366,14 @@ class ChatService:
             )
             if not isinstance(exc, ModelHTTPError | UnexpectedModelBehavior | OSError):
                 log.exception("chat stream %s failed", request_id)
-            await self._record_usage_only(session.id, request_id, resolved.name, usage, status)
+            await self._record_usage_only(
+                session.id, request_id, resolved.name, usage, status, saved
+            )
         finally:
             self._streams.pop(request_id, None)
             try:
+                if saved is not None:
+                    await asyncio.shield(saved)
                 await self.repo.release(session.id, request_id)
             except Exception:
                 log.exception("could not release session %s", session.id)
@@ -392,9 +405,17 @@ class ChatService:
         }
 
     async def _record_usage_only(
-        self, session_id: str, request_id: str, model: str, usage: RunUsage, status: str
+        self,
+        session_id: str,
+        request_id: str,
+        model: str,
+        usage: RunUsage,
+        status: str,
+        saved: asyncio.Future[None] | None = None,
     ) -> None:
         try:
+            if saved is not None:
+                await asyncio.shield(saved)
             await asyncio.shield(
                 self.repo.append(
                     session_id,
