@@ -56,9 +56,7 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +68,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped, unused-ignore]
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.messages import (
     AgentStreamEvent,
@@ -79,16 +76,16 @@ from pydantic_ai.messages import (
     TextPart,
     TextPartDelta,
 )
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
+import common
+from common import ROOT, Child
 from hearth.chat import service as chat_service
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, wire_name
 from hearth.config import ProviderSettings
 from hearth.models import ModelFactory
 from hearth.tools import ToolRegistry, builtin_tools
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 PROMPT = "Count for me, as fast as you can."
 DELTA_TEXT = "tok "
 TARGET_ADDED_TTFD_MS = 5.0  # gateway p50 time to first delta minus direct p50
@@ -97,18 +94,12 @@ TARGET_MAX_WAIT_MS = 20.0  # no delta waits longer than this inside the gateway
 START_TIMEOUT_S = 60.0  # a child process must be ready within this
 RUN_TIMEOUT_S = 60.0  # one reply longer than this means something is stuck
 STOP_TIMEOUT_S = 15.0  # SIGTERM grace before SIGKILL
-MAX_FRAME = 1024 * 1024
+LOG_TAIL_LINES = 30  # of a child's log, shown when something fails
 
 
 def _clean_env() -> dict[str, str]:
     """The children's environment: no HEARTH_* settings leaking in from the caller's shell."""
     return {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-
-
-def _write_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- child: fake model
@@ -121,9 +112,7 @@ async def _serve_fake(info_file: Path, deltas: int) -> None:
     from starlette.responses import JSONResponse
     from tests.support.fake_openai import FakeOpenAI, Text
 
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    stop = common.stop_signal()
     async with FakeOpenAI() as fake:
         fake.script_forever(Text(DELTA_TEXT * deltas, chunks=[DELTA_TEXT] * deltas))
 
@@ -137,7 +126,7 @@ async def _serve_fake(info_file: Path, deltas: int) -> None:
         # own garbage is collected, as in a lean model server.
         gc.collect()
         gc.freeze()
-        _write_atomic(info_file, {"base_url": fake.base_url})
+        common.write_json_atomic(info_file, {"base_url": fake.base_url})
         await stop
 
 
@@ -187,75 +176,22 @@ def _serve_gateway(data_dir: Path, probe_file: Path | None) -> None:
         asyncio.run(hearth.serve())
     finally:
         if probe_file is not None:
-            _write_atomic(probe_file, probe)
+            common.write_json_atomic(probe_file, probe)
 
 
 # --------------------------------------------------------------------------- child processes
 
 
-@dataclass
-class Child:
-    """A child process under test or serving the test, with its output in a file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float:
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
-
-
 def _spawn(name: str, args: list[str], workdir: Path, started: list[Child]) -> Child:
-    """Start this script in a child mode; it joins `started` before anything can fail."""
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=_clean_env(),
-        )
-    child = Child(name, process, log_path)
-    started.append(child)
-    return child
-
-
-def _wait_for_file(child: Child, path: Path) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise RuntimeError(
-                f"{child.name} exited with {child.process.returncode} before it was ready:\n"
-                + child.log_tail()
-            )
-        with contextlib.suppress(FileNotFoundError):
-            return path.read_text(encoding="utf-8")
-        time.sleep(0.05)
-    raise RuntimeError(
-        f"{child.name} not ready within {START_TIMEOUT_S:.0f} s:\n{child.log_tail()}"
+    """Start this script in a child mode, without the caller's HEARTH_* settings."""
+    return common.spawn(
+        name,
+        common.script(__file__, *args),
+        workdir,
+        started,
+        env=_clean_env(),
+        tail_lines=LOG_TAIL_LINES,
     )
-
-
-def stop(child: Child) -> None:
-    """SIGTERM, then SIGKILL after a grace period: no child outlives the benchmark."""
-    process = child.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
 
 
 @dataclass
@@ -271,12 +207,13 @@ class Setup:
 @contextlib.contextmanager
 def children(workdir: Path, deltas: int, probe: bool) -> Iterator[Setup]:
     """The fake model server and a gateway configured to use it, always stopped at the end."""
-    started: list[Child] = []
-    try:
+    with common.stopping(STOP_TIMEOUT_S) as started:
         info_file = workdir / "fake.json"
         fake_args = ["--serve-fake", str(info_file), "--deltas", str(deltas)]
         fake = _spawn("fake-model", fake_args, workdir, started)
-        base_url = str(json.loads(_wait_for_file(fake, info_file))["base_url"])
+        base_url = str(
+            json.loads(common.wait_for_file(fake, info_file, START_TIMEOUT_S))["base_url"]
+        )
         data_dir = workdir / "gateway-data"
         data_dir.mkdir()
         (data_dir / "config.toml").write_text(
@@ -289,13 +226,8 @@ def children(workdir: Path, deltas: int, probe: bool) -> Iterator[Setup]:
         if probe_file is not None:
             args += ["--probe-file", str(probe_file)]
         gateway = _spawn("gateway", args, workdir, started)
-        runtime = json.loads(_wait_for_file(gateway, data_dir / "runtime.json"))
-        token = (data_dir / "gateway.token").read_text(encoding="utf-8").strip()
-        ws_url = f"ws://{HOST}:{int(runtime['port'])}/ws"
-        yield Setup(fake, gateway, base_url, ws_url, token, probe_file)
-    finally:
-        for child in reversed(started):
-            stop(child)
+        endpoint = common.wait_for_gateway(gateway, data_dir, START_TIMEOUT_S)
+        yield Setup(fake, gateway, base_url, endpoint.url, endpoint.token, probe_file)
 
 
 # --------------------------------------------------------------------------- the two sides
@@ -386,19 +318,7 @@ async def direct_run(agent: Agent[None, str], setup: Setup) -> Run:
 
 
 async def open_gateway(setup: Setup) -> ClientConnection:
-    ws = await connect(
-        setup.ws_url, compression=None, max_size=MAX_FRAME, proxy=None, open_timeout=10
-    )
-    try:
-        await ws.send(json.dumps({"type": "hello", "id": "h", "protocol": 1, "token": setup.token}))
-        async with asyncio.timeout(10):
-            reply = json.loads(await ws.recv())
-        if reply.get("type") != "hello.ok":
-            raise RuntimeError(f"hello refused: {reply}")
-    except BaseException:
-        await ws.close()
-        raise
-    return ws
+    return await common.open_session(setup.ws_url, setup.token, open_timeout=10, reply_timeout=10)
 
 
 async def gateway_run(ws: ClientConnection, index: int, setup: Setup) -> Run:
@@ -543,10 +463,7 @@ def analyse_waits(runs: list[Run], probe: dict[str, Any]) -> Waits:
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return common.percentile(sorted(values), q)
 
 
 def _side(runs: list[Run], side: str, deltas: int) -> dict[str, Any]:
@@ -630,16 +547,13 @@ def summarize(
     return {
         "benchmark": "chat_stream",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "pydantic_ai": version("pydantic-ai-slim"),
-            "openai": version("openai"),
-            "websockets": version("websockets"),
-            "uvicorn": version("uvicorn"),
-            "load_average": os.getloadavg(),
-        },
+        "machine": common.machine(
+            pydantic_ai=version("pydantic-ai-slim"),
+            openai=version("openai"),
+            websockets=version("websockets"),
+            uvicorn=version("uvicorn"),
+            load_average=os.getloadavg(),
+        ),
         "deltas": args.deltas,
         "delta_text": DELTA_TEXT,
         "runs": args.runs,
@@ -674,8 +588,8 @@ def print_text(summary: dict[str, Any]) -> None:
         f"{summary['runs']} replies per side after {summary['warmup']} warm-up each"
     )
     print(
-        f"{machine['cpus']} CPUs, Python {machine['python']}, pydantic-ai {machine['pydantic_ai']}"
-        f", openai {machine['openai']}, load average {machine['load_average'][0]:.2f}"
+        common.machine_line(machine, ("pydantic-ai", "pydantic_ai"), ("openai", "openai"))
+        + f", load average {machine['load_average'][0]:.2f}"
     )
     print(f"model requests of both sides: {summary['requests']}")
     print()
@@ -733,7 +647,7 @@ def print_text(summary: dict[str, Any]) -> None:
             target = targets[key]
             print(
                 f"target: {text} {target['target']:g}{unit}: {target['value']:.2f}{unit} -> "
-                f"{'met' if target['met'] else 'NOT MET'}"
+                f"{common.verdict(target['met'])}"
             )
 
 
@@ -756,11 +670,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """Turn SIGTERM into SystemExit so the `finally` that stops the children still runs."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_fake is not None:
@@ -769,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_gateway is not None:
         _serve_gateway(args.serve_gateway, args.probe_file)
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, common.exit_on_sigterm)
     with (
         tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp,
         children(Path(tmp), args.deltas, not args.no_probe) as setup,
@@ -783,16 +692,14 @@ def main(argv: list[str] | None = None) -> int:
             for child in (setup.fake, setup.gateway):
                 print(f"--- {child.name} log ---\n{child.log_tail()}", file=sys.stderr)
             raise
-        stop(setup.gateway)  # the probe's records are written when the gateway stops
+        # The probe's records are written when the gateway stops.
+        common.stop(setup.gateway, STOP_TIMEOUT_S)
         waits = None
         if setup.probe_file is not None:
             probe = json.loads(setup.probe_file.read_text(encoding="utf-8"))
             waits = analyse_waits(runs, probe)
     summary = summarize(runs, waits, compare_requests(bodies, runs, args.warmup), args)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_text(summary)
+    common.emit(summary, args.json, print_text)
     return 0
 
 

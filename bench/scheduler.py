@@ -41,26 +41,26 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+# psutil and websockets are imported here although `common` would import them lazily: the
+# APScheduler child runs this file, and its measured heap has always held both.
 import psutil  # type: ignore[import-untyped, unused-ignore]
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+import common
+from common import Child
+
 WORKFLOW_ID = "noop"
 WORKFLOW_YAML = "name: Does nothing\nsteps:\n  - {id: noop, action: noop}\n"
 DEFAULT_SCHEDULES = 100_000  # scenario 1
@@ -100,10 +100,7 @@ def _proc_status_bytes(pid: int, key: str) -> int | None:
 
 
 def _percentile_ms(sorted_s: list[float], q: float) -> float:
-    if not sorted_s:
-        return float("nan")
-    index = min(len(sorted_s) - 1, round(q * (len(sorted_s) - 1)))
-    return sorted_s[index] * 1000.0
+    return common.percentile(sorted_s, q) * 1000.0
 
 
 def _distribution(values_s: list[float]) -> dict[str, float | int]:
@@ -124,12 +121,6 @@ async def _aps_call_time() -> float:
     return time.time()
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _own_rss() -> int:
     return _proc_status_bytes(os.getpid(), "VmRSS") or 0
 
@@ -143,10 +134,7 @@ async def _aps_hold(jobs: int, ready_file: Path) -> None:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
     from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
 
-    loop = asyncio.get_running_loop()
-    stopped = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopped.set_result, None)
+    stopped = common.stop_signal()
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.start()
     rss_before = _own_rss()
@@ -156,7 +144,7 @@ async def _aps_hold(jobs: int, ready_file: Path) -> None:
         scheduler.add_job(_aps_call_time, trigger, id=f"s{index}")
     added = time.perf_counter() - begun
     await asyncio.sleep(0)  # let the scheduler's wake-up run once with every job in place
-    _write_json(
+    common.write_json_atomic(
         ready_file,
         {"add_s": added, "rss_before_add": rss_before, "rss_after_add": _own_rss()},
     )
@@ -205,92 +193,9 @@ async def _aps_fire(jobs: int, anchor: float, until: float, out: Path) -> None:
         scheduler.add_job(_aps_call_time, trigger, id=f"s{index}")
     await asyncio.sleep(max(0.0, until - time.time()))
     scheduler.shutdown(wait=False)
-    _write_json(
+    common.write_json_atomic(
         out, {"executed": executed, "missed": missed, "errors": errors, "overlapped": overlapped}
     )
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Child:
-    """A process under test: the gateway or an APScheduler child, with its output in a file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    spawned: float  # perf_counter at spawn
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float:
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
-            )
-
-
-def spawn(name: str, args: list[str], workdir: Path, started: list[Child]) -> Child:
-    """Start a child with its output in a file (a pipe nobody reads could block it).
-
-    The child joins `started` before anything can fail, so the caller always stops it.
-    """
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    child = Child(name, process, log_path, time.perf_counter())
-    started.append(child)
-    return child
-
-
-def stop(child: Child) -> None:
-    """SIGTERM, then SIGKILL after a grace period: no child outlives the benchmark."""
-    process = child.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
-
-
-@contextlib.contextmanager
-def children() -> Iterator[list[Child]]:
-    """Every child spawned inside is stopped on the way out, also on error or Ctrl-C."""
-    started: list[Child] = []
-    try:
-        yield started
-    finally:
-        for child in reversed(started):
-            stop(child)
-
-
-def gateway_args(data_dir: Path) -> list[str]:
-    return ["-m", "hearth", "serve", "--data-dir", str(data_dir), "--port", "0"]
-
-
-def this_file(*args: str) -> list[str]:
-    return [str(Path(__file__).resolve()), *args]
 
 
 # --------------------------------------------------------------------------- Hearth's data
@@ -395,42 +300,45 @@ async def prepare_data_dir(data_dir: Path, rows: list[dict[str, Any]]) -> float:
 async def ping_gateway(data_dir: Path) -> bool:
     """One `hello` + `ping` round trip, with the URL from runtime.json and the token file."""
     try:
-        runtime = json.loads((data_dir / "runtime.json").read_text(encoding="utf-8"))
-        token = (data_dir / "gateway.token").read_text(encoding="utf-8").strip()
+        endpoint = common.gateway_endpoint(data_dir)
     except (OSError, ValueError):
         return False
-    url = f"ws://{HOST}:{int(runtime['port'])}/ws"
     try:
-        async with asyncio.timeout(PING_TIMEOUT_S), connect(url, proxy=None) as ws:
-            await ws.send(json.dumps({"type": "hello", "id": "h", "protocol": 1, "token": token}))
-            if json.loads(await ws.recv()).get("type") != "hello.ok":
-                return False
+        async with asyncio.timeout(PING_TIMEOUT_S), connect(endpoint.url, proxy=None) as ws:
+            await common.say_hello(ws, endpoint.token, PING_TIMEOUT_S)
             await ws.send(json.dumps({"type": "ping", "id": "p"}))
             return bool(json.loads(await ws.recv()).get("type") == "pong")
     except Exception:  # refused, closed, timed out, garbled: not ready (yet)
         return False
 
 
-async def wait_gateway_ready(child: Child, data_dir: Path, timeout: float) -> float:
-    """Seconds from spawn until runtime.json exists and a ping round trip succeeded."""
+async def _wait_ready(child: Child, ready: Callable[[], Awaitable[bool]], timeout: float) -> float:
+    """Seconds from spawn until `ready()` is true, checking every SAMPLE_S / 2 that it lives."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         child.check_alive()
-        if (data_dir / "runtime.json").exists() and await ping_gateway(data_dir):
+        if await ready():
             return time.perf_counter() - child.spawned
         await asyncio.sleep(SAMPLE_S / 2)
     raise RuntimeError(f"{child.name} not ready within {timeout:.0f} s:\n{child.log_tail()}")
+
+
+async def wait_gateway_ready(child: Child, data_dir: Path, timeout: float) -> float:
+    """Seconds from spawn until runtime.json exists and a ping round trip succeeded."""
+
+    async def ready() -> bool:
+        return (data_dir / "runtime.json").exists() and await ping_gateway(data_dir)
+
+    return await _wait_ready(child, ready, timeout)
 
 
 async def wait_file(child: Child, path: Path, timeout: float) -> float:
     """Seconds from spawn until `path` exists (written atomically by the child)."""
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        child.check_alive()
-        if path.exists():
-            return time.perf_counter() - child.spawned
-        await asyncio.sleep(SAMPLE_S / 2)
-    raise RuntimeError(f"{child.name} not ready within {timeout:.0f} s:\n{child.log_tail()}")
+
+    async def ready() -> bool:
+        return path.exists()
+
+    return await _wait_ready(child, ready, timeout)
 
 
 class RssSampler:
@@ -475,6 +383,22 @@ class HoldResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+async def _hold(
+    child: Child, wait_ready: Callable[[], Awaitable[float]], settle: float, system: str, count: int
+) -> HoldResult:
+    """Ready time and RSS of a child sampled from spawn until `settle` seconds after ready.
+
+    The same for both systems, so that only what `wait_ready` calls ready differs.
+    """
+    with RssSampler(child) as sampler:
+        ready = await wait_ready()
+        rss_ready = child.rss()
+        await asyncio.sleep(settle)
+        child.check_alive()
+        rss_end, peak, cpu = child.rss(), sampler.high_water(), child.cpu_seconds()
+    return HoldResult(system, count, ready, rss_ready / MB, rss_end / MB, peak / MB, cpu)
+
+
 async def hold_hearth(workdir: Path, count: int, settle: float) -> HoldResult:
     """Start a gateway on a data directory holding `count` schedules; measure ready and RSS."""
     data_dir = workdir / f"hold-hearth-{count}"
@@ -482,53 +406,41 @@ async def hold_hearth(workdir: Path, count: int, settle: float) -> HoldResult:
     rows = cron_rows(count, now)
     prepare_s = await prepare_data_dir(data_dir, rows)
     del rows
-    with children() as started:
-        child = spawn(f"gateway-hold-{count}", gateway_args(data_dir), workdir, started)
-        with RssSampler(child) as sampler:
-            ready = await wait_gateway_ready(child, data_dir, START_TIMEOUT_S)
-            rss_ready = child.rss()
-            await asyncio.sleep(settle)
-            child.check_alive()
-            rss_end, peak, cpu = child.rss(), sampler.high_water(), child.cpu_seconds()
-    return HoldResult(
-        "hearth",
-        count,
-        ready,
-        rss_ready / MB,
-        rss_end / MB,
-        peak / MB,
-        cpu,
-        {"prepare_s": prepare_s},
-    )
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        child = common.spawn(
+            f"gateway-hold-{count}", common.gateway_args(data_dir), workdir, started
+        )
+        result = await _hold(
+            child,
+            lambda: wait_gateway_ready(child, data_dir, START_TIMEOUT_S),
+            settle,
+            "hearth",
+            count,
+        )
+    result.extra = {"prepare_s": prepare_s}
+    return result
 
 
 async def hold_apscheduler(workdir: Path, count: int, settle: float) -> HoldResult:
     """An AsyncIOScheduler child adding `count` cron jobs; ready when it has them all."""
     ready_file = workdir / "aps-hold.json"
-    with children() as started:
-        args = this_file("--aps-hold", str(count), "--aps-file", str(ready_file))
-        child = spawn("apscheduler-hold", args, workdir, started)
-        with RssSampler(child) as sampler:
-            ready = await wait_file(child, ready_file, START_TIMEOUT_S)
-            rss_ready = child.rss()
-            await asyncio.sleep(settle)
-            child.check_alive()
-            rss_end, peak, cpu = child.rss(), sampler.high_water(), child.cpu_seconds()
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        args = common.script(__file__, "--aps-hold", str(count), "--aps-file", str(ready_file))
+        child = common.spawn("apscheduler-hold", args, workdir, started)
+        result = await _hold(
+            child,
+            lambda: wait_file(child, ready_file, START_TIMEOUT_S),
+            settle,
+            "apscheduler",
+            count,
+        )
     data = json.loads(ready_file.read_text(encoding="utf-8"))
-    return HoldResult(
-        "apscheduler",
-        count,
-        ready,
-        rss_ready / MB,
-        rss_end / MB,
-        peak / MB,
-        cpu,
-        {
-            "add_s": data["add_s"],
-            "rss_before_add_mb": data["rss_before_add"] / MB,
-            "rss_after_add_mb": data["rss_after_add"] / MB,
-        },
-    )
+    result.extra = {
+        "add_s": data["add_s"],
+        "rss_before_add_mb": data["rss_before_add"] / MB,
+        "rss_after_add_mb": data["rss_after_add"] / MB,
+    }
+    return result
 
 
 # --------------------------------------------------------------------------- scenario 2: firing
@@ -572,8 +484,8 @@ async def fire_hearth(workdir: Path, count: int, seconds: int, warmup: int) -> F
     now = datetime.now(UTC)
     anchor = math.ceil(now.timestamp()) + HEARTH_LEAD_S
     await prepare_data_dir(data_dir, every_rows(count, datetime.fromtimestamp(anchor, UTC), now))
-    with children() as started:
-        child = spawn("gateway-fire", gateway_args(data_dir), workdir, started)
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        child = common.spawn("gateway-fire", common.gateway_args(data_dir), workdir, started)
         with RssSampler(child) as sampler:
             await wait_gateway_ready(child, data_dir, START_TIMEOUT_S)
             # On a busy machine the gateway may come up after the first tick: it then catches
@@ -686,7 +598,8 @@ async def fire_apscheduler(workdir: Path, count: int, seconds: int, warmup: int)
     window_start = anchor + warmup
     window_end = window_start + seconds
     until = window_end + DRAIN_S
-    args = this_file(
+    args = common.script(
+        __file__,
         "--aps-fire",
         str(count),
         "--aps-anchor",
@@ -696,8 +609,8 @@ async def fire_apscheduler(workdir: Path, count: int, seconds: int, warmup: int)
         "--aps-file",
         str(out),
     )
-    with children() as started:
-        child = spawn("apscheduler-fire", args, workdir, started)
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        child = common.spawn("apscheduler-fire", args, workdir, started)
         with RssSampler(child) as sampler:
             await _sleep_until(window_start, child)
             cpu_start = child.cpu_seconds()
@@ -738,10 +651,7 @@ async def fire_apscheduler(workdir: Path, count: int, seconds: int, warmup: int)
 
 
 def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+    return common.package_version(name) or "not installed"
 
 
 def summarize(
@@ -788,14 +698,11 @@ def summarize(
     return {
         "benchmark": "scheduler",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "apscheduler": _version("apscheduler"),
-            "sqlalchemy": _version("sqlalchemy"),
-            "aiosqlite": _version("aiosqlite"),
-        },
+        "machine": common.machine(
+            apscheduler=_version("apscheduler"),
+            sqlalchemy=_version("sqlalchemy"),
+            aiosqlite=_version("aiosqlite"),
+        ),
         "args": {
             "schedules": args.schedules,
             "fire_schedules": args.fire_schedules,
@@ -812,15 +719,11 @@ def summarize(
     }
 
 
-def _met(flag: bool) -> str:
-    return "met" if flag else "NOT MET"
-
-
 def print_text(summary: dict[str, Any]) -> None:
     machine = summary["machine"]
     print(
-        f"Scheduler benchmark: {machine['cpus']} CPUs, Python {machine['python']}, "
-        f"APScheduler {machine['apscheduler']}, SQLAlchemy {machine['sqlalchemy']}"
+        "Scheduler benchmark: "
+        + common.machine_line(machine, ("APScheduler", "apscheduler"), ("SQLAlchemy", "sqlalchemy"))
     )
     if summary["hold"]:
         print()
@@ -887,20 +790,20 @@ def print_text(summary: dict[str, Any]) -> None:
         t = targets["ready_s"]
         print(
             f"target: gateway ready <= {t['target']:.0f} s with the schedules stored: "
-            f"{t['value']:.2f} s -> {_met(t['met'])}"
+            f"{t['value']:.2f} s -> {common.verdict(t['met'])}"
         )
     if "rss_peak_fraction" in targets:
         t = targets["rss_peak_fraction"]
         print(
             f"target: gateway peak RSS <= 1/3 of APScheduler's: {t['value']:.3f}x -> "
-            f"{_met(t['met'])}"
+            f"{common.verdict(t['met'])}"
         )
     if "lateness_p99_ms" in targets:
         t = targets["lateness_p99_ms"]
         print(
             f"target: lateness p99 <= {t['target']:.0f} ms (step started), every tick run and "
             f"recorded: {t['value']:.1f} ms, every tick recorded: {t['every_tick_recorded']} -> "
-            f"{_met(t['met'])}"
+            f"{common.verdict(t['met'])}"
         )
 
 
@@ -961,11 +864,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """Turn SIGTERM into SystemExit so the `finally` that stops the children still runs."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.aps_hold is not None:
@@ -974,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.aps_fire is not None:
         asyncio.run(_aps_fire(args.aps_fire, args.aps_anchor, args.aps_until, args.aps_file))
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, common.exit_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     try:
         summary = asyncio.run(run(args, workdir))
@@ -983,10 +881,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_text(summary)
+    common.emit(summary, args.json, print_text)
     return 0
 
 

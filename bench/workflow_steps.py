@@ -50,10 +50,10 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+import common
 
 if TYPE_CHECKING:
     # Imported for real inside measure_hearth only: the DBOS child process runs this same file
@@ -337,11 +337,7 @@ def measure_dbos(
 
 
 def dbos_available() -> bool:
-    try:
-        version("dbos")
-    except PackageNotFoundError:
-        return False
-    return True
+    return common.package_version("dbos") is not None
 
 
 # --------------------------------------------------------------------------- the run
@@ -416,12 +412,7 @@ def summarize(results: list[Result], args: argparse.Namespace) -> dict[str, Any]
         if r.system == "dbos-stock"
     ]
 
-    def package(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
+    package = common.package_version
     return {
         "benchmark": "workflow_steps",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -546,16 +537,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(143)  # unwinds through the finally blocks, so temp dirs are removed
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.dbos_worker is not None:
         print(json.dumps(_dbos_worker(args)))
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, common.exit_on_sigterm)  # temp dirs are removed on SIGTERM
 
     def progress(message: str) -> None:
         print(f"... {message}", file=sys.stderr, flush=True)
@@ -566,10 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_all(args, Path(tmp), progress)
     summary = summarize(results, args)
     summary["results"] = [asdict(r) | {"per_s": r.per_s} for r in results]
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_text(summary)
+    common.emit(summary, args.json, print_text)
     return 0
 
 

@@ -25,10 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +36,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped, unused-ignore]
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection, serve
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+import common
+from common import HOST, MAX_FRAME, Child
+
 CLIENT_COUNTS = (1, 50)
 TARGET_RATIO = 0.6  # gateway msgs/s >= 0.6x echo msgs/s at TARGET_CLIENTS
 TARGET_P99_MS = 20.0  # gateway p99 latency at TARGET_CLIENTS
@@ -52,7 +49,6 @@ TARGET_CLIENTS = 50
 START_TIMEOUT_S = 30.0  # how long a server may take to come up
 REPLY_TIMEOUT_S = 10.0  # one round trip longer than this means the server is stuck
 STOP_TIMEOUT_S = 10.0  # SIGTERM grace before SIGKILL
-MAX_FRAME = 1024 * 1024
 
 
 # --------------------------------------------------------------------------- the echo baseline
@@ -74,16 +70,12 @@ async def _echo_handler(ws: ServerConnection) -> None:
 
 async def _serve_echo(port_file: Path) -> None:
     """Serve until SIGTERM; the bound port goes to `port_file` (written atomically)."""
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    stop = common.stop_signal()
     async with serve(
         _echo_handler, HOST, 0, compression=None, max_size=MAX_FRAME, ping_interval=20
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        tmp = port_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"port": port}), encoding="utf-8")
-        os.replace(tmp, port_file)
+        common.write_json_atomic(port_file, {"port": port})
         await stop
 
 
@@ -94,105 +86,38 @@ async def _serve_echo(port_file: Path) -> None:
 class Server:
     """A server subprocess under test and how a client reaches it."""
 
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    url: str = ""
-    token: str = ""
+    child: Child
+    url: str
+    token: str
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far (it is the process itself, no shell)."""
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
+    @property
+    def name(self) -> str:
+        return self.child.name
 
 
-def _spawn(name: str, args: list[str], workdir: Path, started: list[Server]) -> Server:
-    """Start a server with its output in a file: a pipe nobody reads could block it.
-
-    The server joins `started` before anything can fail, so the caller always stops it.
-    """
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    server = Server(name, process, log_path)
-    started.append(server)
-    return server
-
-
-def start_echo(workdir: Path, started: list[Server]) -> Server:
+def start_echo(workdir: Path, started: list[Child]) -> Server:
     port_file = workdir / "echo.json"
-    args = [str(Path(__file__).resolve()), "--serve-echo", str(port_file)]
-    server = _spawn("echo", args, workdir, started)
-    data = json.loads(_wait_for_file(server, port_file))
-    server.url = f"ws://{HOST}:{int(data['port'])}/ws"
-    server.token = "echo-does-not-check-it"
-    return server
+    args = common.script(__file__, "--serve-echo", str(port_file))
+    child = common.spawn("echo", args, workdir, started)
+    data = json.loads(common.wait_for_file(child, port_file, START_TIMEOUT_S))
+    return Server(child, f"ws://{HOST}:{int(data['port'])}/ws", "echo-does-not-check-it")
 
 
-def start_gateway(workdir: Path, started: list[Server]) -> Server:
+def start_gateway(workdir: Path, started: list[Child]) -> Server:
     """`python -m hearth serve --port 0`, as a person would run it; the URL from runtime.json."""
     data_dir = workdir / "gateway-data"
-    args = ["-m", "hearth", "serve", "--data-dir", str(data_dir), "--port", "0"]
-    server = _spawn("gateway", args, workdir, started)
-    runtime = json.loads(_wait_for_file(server, data_dir / "runtime.json"))
-    server.url = f"ws://{HOST}:{int(runtime['port'])}/ws"
-    server.token = (data_dir / "gateway.token").read_text(encoding="utf-8").strip()
-    return server
-
-
-def _wait_for_file(server: Server, path: Path) -> str:
-    """The file's text once it exists; fails with the server's log if it dies or is too slow."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} exited with {server.process.returncode} before it was ready:\n"
-                + server.log_tail()
-            )
-        with contextlib.suppress(FileNotFoundError):
-            return path.read_text(encoding="utf-8")
-        time.sleep(0.05)
-    raise RuntimeError(
-        f"{server.name} not ready within {START_TIMEOUT_S:.0f} s:\n{server.log_tail()}"
-    )
-
-
-def stop(server: Server) -> None:
-    """SIGTERM, then SIGKILL after a grace period: no server outlives the benchmark."""
-    process = server.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+    child = common.spawn("gateway", common.gateway_args(data_dir), workdir, started)
+    endpoint = common.wait_for_gateway(child, data_dir, START_TIMEOUT_S)
+    return Server(child, endpoint.url, endpoint.token)
 
 
 @contextlib.contextmanager
 def servers(workdir: Path) -> Iterator[list[Server]]:
     """Both servers, started in order and always stopped, whatever happens in between."""
-    started: list[Server] = []
-    try:
+    with common.stopping(STOP_TIMEOUT_S) as started:
         echo = start_echo(workdir, started)
         gateway = start_gateway(workdir, started)
         yield [echo, gateway]
-    finally:
-        for server in reversed(started):
-            stop(server)
 
 
 # --------------------------------------------------------------------------- the clients
@@ -217,22 +142,9 @@ async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any
 
 async def _open(url: str, token: str) -> ClientConnection:
     """Connect and say hello; the same code for the gateway and the echo server."""
-    ws = await connect(
-        url,
-        compression=None,
-        max_size=MAX_FRAME,
-        proxy=None,
-        open_timeout=START_TIMEOUT_S,
-        close_timeout=2,
+    return await common.open_session(
+        url, token, open_timeout=START_TIMEOUT_S, reply_timeout=REPLY_TIMEOUT_S, close_timeout=2
     )
-    try:
-        reply = await _request(ws, {"type": "hello", "id": "h", "protocol": 1, "token": token})
-        if reply.get("type") != "hello.ok":
-            raise RuntimeError(f"hello refused: {reply}")
-    except BaseException:
-        await ws.close()
-        raise
-    return ws
 
 
 async def _client(
@@ -275,10 +187,7 @@ class Result:
 
 
 def _percentile_ms(sorted_s: list[float], q: float) -> float:
-    if not sorted_s:
-        return float("nan")
-    index = min(len(sorted_s) - 1, round(q * (len(sorted_s) - 1)))
-    return sorted_s[index] * 1000.0
+    return common.percentile(sorted_s, q) * 1000.0
 
 
 async def run_scenario(server: Server, clients: int, seconds: float, warmup: float) -> Result:
@@ -288,7 +197,7 @@ async def run_scenario(server: Server, clients: int, seconds: float, warmup: flo
         try:
             latencies: list[float] = []
             total = [0]  # every round trip, warm-up included, to divide the CPU time by
-            cpu_server = server.cpu_seconds()
+            cpu_server = server.child.cpu_seconds()
             cpu_client = time.process_time()
             begun = time.perf_counter()
             window = Window(begun + warmup, begun + warmup + seconds)
@@ -296,7 +205,7 @@ async def run_scenario(server: Server, clients: int, seconds: float, warmup: flo
                 *(_client(ws, i, window, latencies, total) for i, ws in enumerate(sockets))
             )
             wall = time.perf_counter() - begun
-            cpu_server = server.cpu_seconds() - cpu_server
+            cpu_server = server.child.cpu_seconds() - cpu_server
             cpu_client = time.process_time() - cpu_client
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
@@ -348,13 +257,7 @@ def summarize(results: list[Result], seconds: float, warmup: float) -> dict[str,
     return {
         "benchmark": "ws_roundtrip",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "websockets": version("websockets"),
-            "uvicorn": version("uvicorn"),
-        },
+        "machine": common.machine(websockets=version("websockets"), uvicorn=version("uvicorn")),
         "seconds": seconds,
         "warmup": warmup,
         "results": [asdict(r) for r in results],
@@ -383,10 +286,7 @@ def print_text(summary: dict[str, Any]) -> None:
         f"WebSocket round trip (ping -> pong, closed loop), {summary['seconds']:g} s per scenario "
         f"after {summary['warmup']:g} s warm-up"
     )
-    print(
-        f"{machine['cpus']} CPUs, Python {machine['python']}, websockets {machine['websockets']}, "
-        f"uvicorn {machine['uvicorn']}"
-    )
+    print(common.machine_line(machine, ("websockets", "websockets"), ("uvicorn", "uvicorn")))
     print()
     print(
         f"{'clients':>7}  {'server':<8} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
@@ -412,11 +312,11 @@ def print_text(summary: dict[str, Any]) -> None:
     p99 = targets["gateway_p99_ms"]
     print(
         f"target: gateway >= {throughput['target']:.1f}x echo msgs/s at {throughput['clients']} "
-        f"clients: {throughput['value']:.2f}x -> {'met' if throughput['met'] else 'NOT MET'}"
+        f"clients: {throughput['value']:.2f}x -> {common.verdict(throughput['met'])}"
     )
     print(
         f"target: gateway p99 <= {p99['target']:.0f} ms at {p99['clients']} clients: "
-        f"{p99['value']:.2f} ms -> {'met' if p99['met'] else 'NOT MET'}"
+        f"{p99['value']:.2f} ms -> {common.verdict(p99['met'])}"
     )
 
 
@@ -439,30 +339,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """Turn SIGTERM into SystemExit so the `finally` that stops the servers still runs."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo is not None:
         asyncio.run(_serve_echo(args.serve_echo))
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, common.exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp, servers(Path(tmp)) as both:
         echo, gateway = both
         try:
             results = asyncio.run(run_all(echo, gateway, args.seconds, args.warmup))
         except Exception:
             for server in both:
-                print(f"--- {server.name} log ---\n{server.log_tail()}", file=sys.stderr)
+                print(f"--- {server.name} log ---\n{server.child.log_tail()}", file=sys.stderr)
             raise
-    summary = summarize(results, args.seconds, args.warmup)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_text(summary)
+    common.emit(summarize(results, args.seconds, args.warmup), args.json, print_text)
     return 0
 
 
