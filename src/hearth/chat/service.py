@@ -150,6 +150,8 @@ class ChatService:
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: New sessions whose row is being written while their first reply already streams.
+        self._creating: dict[str, asyncio.Future[None]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -232,6 +234,9 @@ class ChatService:
         """Validate, claim the session and start streaming; raises before anything streams."""
         session: SessionRecord | None = None
         if session_id is not None:
+            pending = self._creating.get(session_id)
+            if pending is not None:  # created a moment ago; its row is still being written
+                await asyncio.shield(pending)
             session = await self.repo.get(session_id)
             if session is None:
                 raise SessionNotFoundError(
@@ -258,7 +263,11 @@ class ChatService:
             )
             # Written while the model request already runs: the row is needed only when the
             # reply is stored, and the first token should not wait for a commit.
-            saved: asyncio.Future[None] | None = asyncio.ensure_future(self.repo.create(session))
+            writing = asyncio.ensure_future(self.repo.create(session))
+            for key in (session.id, session.session_key):
+                self._creating[key] = writing
+            writing.add_done_callback(self._forget_creating)
+            saved: asyncio.Future[None] | None = writing
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
@@ -276,6 +285,10 @@ class ChatService:
         )
         self._streams[request_id] = (task, session.id)
         return Started(request_id, session, resolved.name, created)
+
+    def _forget_creating(self, done: asyncio.Future[None]) -> None:
+        for key in [k for k, future in self._creating.items() if future is done]:
+            del self._creating[key]
 
     async def cancel(self, request_id: str) -> bool:
         stream = self._streams.get(request_id)

@@ -310,6 +310,10 @@ class Scheduler:
     async def _watch_executions(self, subscription: Any) -> None:
         async for event in subscription:
             status = event.data.get("status")
+            # Only executions a schedule started have a run to close; skip the others'
+            # write transaction (events from older nodes carry no triggeredBy: check those).
+            if event.data.get("triggeredBy", "cron") != "cron":
+                continue
             if status in ("completed", "failed", "cancelled"):
                 try:
                     await self.finish_execution(event.data["executionId"], status, event.data)

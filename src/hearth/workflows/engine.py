@@ -966,6 +966,7 @@ class WorkflowEngine:
             "currentStepId": record.current_step_id,
             "waitingFor": record.waiting_for,
             "error": record.error,
+            "triggeredBy": record.triggered_by,
         }
         if runs:
             data["stepResults"] = [

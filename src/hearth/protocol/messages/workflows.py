@@ -163,6 +163,7 @@ class WorkflowStatus(Event):
     current_step_id: str | None = None
     waiting_for: WaitingFor | None = None
     error: str | None = None
+    triggered_by: TriggeredBy | None = None
     step_results: list[StepResult] | None = None
 
 
