@@ -344,7 +344,10 @@ class Scheduler:
             record = await self.repo.get_in(conn, run.schedule_id)
             if record is not None:
                 if status == "ok":
-                    await self.repo.update_schedule(conn, record.id, {"consecutive_failures": 0})
+                    if record.consecutive_failures:
+                        await self.repo.update_schedule(
+                            conn, record.id, {"consecutive_failures": 0}
+                        )
                 elif status == "failed":
                     disabled = await self._count_failure(conn, record, str(reason))
         self._publish_run(

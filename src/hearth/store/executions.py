@@ -36,6 +36,7 @@ def _step(row: sa.Row[Any]) -> StepRunRecord:
 class ExecutionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._pinned: set[tuple[str, str]] = set()
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -49,6 +50,11 @@ class ExecutionRepository:
         now: datetime,
     ) -> None:
         """Store the exact source an execution starts from (once per content hash)."""
+        key = (workflow_id, content_hash)
+        # Rows are never deleted, so one found committed stays there. (One this call inserts is
+        # not remembered: the caller's transaction may still roll back.)
+        if key in self._pinned:
+            return
         exists = (
             await conn.execute(
                 sa.select(sa.literal(1)).where(
@@ -57,6 +63,7 @@ class ExecutionRepository:
             )
         ).first()
         if exists:
+            self._pinned.add(key)
             return
         try:
             async with conn.begin_nested():
