@@ -630,7 +630,7 @@ class ChatService:
             ):
                 raise NoPendingToolApprovalError(
                     f"no tool call {tool_call_id!r} is waiting for approval (already answered, "
-                    "timed out, or never asked)"
+                    "timed out, or never asked); `hearth approvals` lists what is waiting"
                 )
         approval = replace(pending[0], status="approved" if approved else "denied")
         if approved and session_approve and approval.session_id and approval.tool_name:

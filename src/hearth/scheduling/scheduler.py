@@ -82,9 +82,6 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     # -- the loop ---------------------------------------------------------------------------
 
     async def _loop(self) -> None:

@@ -98,9 +98,6 @@ class ScheduleRepository:
     async def insert_run(self, conn: AsyncConnection, run: ScheduleRunRecord) -> None:
         await conn.execute(schedule_runs.insert().values(**run.__dict__))
 
-    async def set_run(self, conn: AsyncConnection, run_id: str, values: dict[str, Any]) -> None:
-        await conn.execute(schedule_runs.update().where(rc.id == run_id).values(**values))
-
     async def finish_run_for_execution(
         self, conn: AsyncConnection, execution_id: str, status: str, reason: str | None
     ) -> ScheduleRunRecord | None:
@@ -162,17 +159,6 @@ class ScheduleRepository:
                 )
             )
             return {row.schedule_id: _run(row) for row in rows}
-
-    async def execution_status(self, execution_id: str) -> str | None:
-        async with self.db.connect() as conn:
-            value: str | None = (
-                await conn.execute(
-                    sa.select(workflow_executions.c.status).where(
-                        workflow_executions.c.id == execution_id
-                    )
-                )
-            ).scalar()
-            return value
 
     async def stale_running_runs(self, limit: int = 100) -> list[tuple[str, str]]:
         """(execution id, execution status) for runs still 'running' whose execution ended."""

@@ -41,7 +41,7 @@ from hearth.tools import (
 )
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.definition import StepDef, WorkflowDef
-from hearth.workflows.durations import parse_duration, parse_until
+from hearth.workflows.durations import parse_until
 from hearth.workflows.errors import (
     ExecutionNotFoundError,
     InvalidInputError,
@@ -326,7 +326,8 @@ class WorkflowEngine:
             if approval is None:
                 raise NoPendingApprovalError(
                     f"nothing is waiting for approval at step {step_id!r} of execution "
-                    f"{execution_id} (already answered, or never asked)"
+                    f"{execution_id} (already answered, or never asked); `hearth approvals` "
+                    "lists what is waiting"
                 )
             status = "approved" if approved else "denied"
             if not await self.approvals.resolve(
@@ -704,8 +705,9 @@ class WorkflowEngine:
         wake_at = record.wake_at
         if wake_at is None:
             try:
-                if step.duration:
-                    wake_at = now + _duration(step)
+                delta = step.duration_delta
+                if delta is not None:
+                    wake_at = now + delta
                 else:
                     until = self.expressions.render(step.until, context)
                     wake_at = parse_until(str(until))
@@ -981,11 +983,6 @@ class WorkflowEngine:
                 for run in runs
             ]
         self.bus.publish(DomainEvent("workflow.status", data))
-
-
-def _duration(step: StepDef) -> timedelta:
-    assert step.duration is not None
-    return parse_duration(step.duration)
 
 
 def _finished(
