@@ -151,7 +151,7 @@ async def _closed_loop(
     """Keep `concurrency` executions in flight until `executions` have completed."""
     started = done = 0
     while started < min(concurrency, executions):
-        await hearth.workflows.trigger(WORKFLOW_ID, triggered_by="bench")
+        await hearth.workflows.trigger(WORKFLOW_ID, triggered_by="manual")
         started += 1
     while done < executions:
         event = await anext(events)
@@ -162,7 +162,7 @@ async def _closed_loop(
             raise RuntimeError(f"Hearth execution ended {status}: {event.data}")
         done += 1
         if started < executions:
-            await hearth.workflows.trigger(WORKFLOW_ID, triggered_by="bench")
+            await hearth.workflows.trigger(WORKFLOW_ID, triggered_by="manual")
             started += 1
 
 

@@ -6,19 +6,29 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hearth.store import migrate
 from hearth.store.engine import WRITE_OPTION, Backend, backend_of, create_engine
+from hearth.store.sqlite_writer import SqliteWriter
 
 
 class Database:
-    """One engine plus what the gateway needs to know about it."""
+    """One engine plus what the gateway needs to know about it.
 
-    def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
+    On a SQLite file, `writer` is the group-committing connection that hot transitions use
+    (see `sqlite_writer`); everything else, and every PostgreSQL write, goes through the async
+    engine.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, backend: Backend, writer: SqliteWriter | None = None
+    ) -> None:
         self.engine = engine
         self.backend = backend
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self.writer = writer
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
 
     @classmethod
     def from_url(
@@ -35,11 +45,18 @@ class Database:
             busy_timeout_ms=busy_timeout_ms,
             pool_size=pool_size,
         )
-        return cls(engine, backend_of(url))
+        backend = backend_of(url)
+        writer: SqliteWriter | None = None
+        path = make_url(url).database
+        if backend == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
+            writer = SqliteWriter(
+                path, synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms
+            )
+        return cls(engine, backend, writer)
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection inside a transaction that commits on success, rolls back on error."""
-        return self._writer.begin()
+        return self._write_engine.begin()
 
     def connect(self) -> AsyncConnection:
         return self.engine.connect()
@@ -57,4 +74,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
         await self.engine.dispose()

@@ -7,7 +7,9 @@ presumed dead) finds its write refused and stops, instead of racing the node tha
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +19,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ExecutionRecord, StepRunRecord
+from hearth.store.sqlite_writer import Prepared
 from hearth.store.tables import step_runs, workflow_executions, workflows
 
 RUNNING = "running"
 PAUSED = "paused"
 
 ex = workflow_executions.c
+
+# The statements the SQLite writer runs (compiled once; see `sqlite_writer.Prepared`).
+_INSERT_STEP = Prepared(step_runs.insert())
+_INSERT_EXECUTION = Prepared(workflow_executions.insert())
+_PIN = Prepared(workflows.insert().prefix_with("OR IGNORE"))
+
+
+@dataclass(frozen=True)
+class PinnedSource:
+    """The exact workflow source an execution starts from."""
+
+    workflow_id: str
+    content_hash: str
+    source: str
+    path: str
 
 
 def _execution(row: sa.Row[Any]) -> ExecutionRecord:
@@ -37,6 +55,7 @@ class ExecutionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pinned: set[tuple[str, str]] = set()
+        self._fenced: dict[tuple[str, ...], Prepared] = {}
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -133,6 +152,89 @@ class ExecutionRepository:
 
     async def insert(self, conn: AsyncConnection, record: ExecutionRecord) -> None:
         await conn.execute(workflow_executions.insert().values(**record.__dict__))
+
+    async def create(self, record: ExecutionRecord, pin: PinnedSource) -> None:
+        """Pin the definition and insert the execution, in one transaction of its own."""
+        writer = self.db.writer
+        if writer is not None:
+            await writer.run(lambda conn: self.create_sqlite(conn, record, pin))
+            self.remember_pinned(pin)
+            return
+        async with self.db.begin() as conn:
+            await self.pin_definition(
+                conn, pin.workflow_id, pin.content_hash, pin.source, pin.path, record.started_at
+            )
+            await self.insert(conn, record)
+
+    def create_sqlite(
+        self, conn: sqlite3.Connection, record: ExecutionRecord, pin: PinnedSource
+    ) -> None:
+        """`create` inside a SQLite writer transaction; `remember_pinned` once it committed."""
+        if (pin.workflow_id, pin.content_hash) not in self._pinned:
+            _PIN.execute(
+                conn,
+                {
+                    "workflow_id": pin.workflow_id,
+                    "content_hash": pin.content_hash,
+                    "source": pin.source,
+                    "path": pin.path,
+                    "created_at": record.started_at,
+                },
+            )
+        _INSERT_EXECUTION.execute(conn, record.__dict__)
+
+    def remember_pinned(self, pin: PinnedSource) -> None:
+        self._pinned.add((pin.workflow_id, pin.content_hash))
+
+    async def transition(
+        self,
+        execution_id: str,
+        node: str,
+        values: dict[str, Any],
+        run: StepRunRecord | None = None,
+    ) -> bool:
+        """Fenced `update_owned` plus, when given, the step's journal row, in one transaction.
+
+        False (and nothing written) when the execution is no longer running under `node`.
+        """
+        writer = self.db.writer
+        if writer is None:
+            async with self.db.begin() as conn:
+                if not await self.update_owned(conn, execution_id, node, values):
+                    return False
+                if run is not None:
+                    await self.append_step(conn, run)
+                return True
+        keys = tuple(values)
+        update = self._fenced.get(keys)
+        if update is None:
+            update = Prepared(
+                workflow_executions.update().where(
+                    ex.id == sa.bindparam("w_id"),
+                    ex.owner_node == sa.bindparam("w_node"),
+                    ex.status == RUNNING,
+                ),
+                column_keys=keys,
+            )
+            self._fenced[keys] = update
+        params = {**values, "w_id": execution_id, "w_node": node}
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if update.execute(conn, params).rowcount != 1:
+                return False
+            if run is not None:
+                _INSERT_STEP.execute(conn, run.__dict__)
+            return True
+
+        return await writer.run(write)
+
+    async def settle(self) -> None:
+        """Wait until every transition queued so far is committed (no-op on PostgreSQL).
+
+        Needed before a read-modify-write through the async engine that must see them all.
+        """
+        if self.db.writer is not None:
+            await self.db.writer.run(_nothing)
 
     async def update_owned(
         self, conn: AsyncConnection, execution_id: str, node: str, values: dict[str, Any]
@@ -249,3 +351,7 @@ class ExecutionRepository:
                 )
             )
             return {row[0]: (row[1] in (node, None), bool(row[2])) for row in rows}
+
+
+def _nothing(_conn: sqlite3.Connection) -> None:
+    return None

@@ -30,7 +30,7 @@ from hearth.events import DomainEvent, EventBus
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
-from hearth.store.executions import PAUSED, RUNNING, ExecutionRepository, ex
+from hearth.store.executions import PAUSED, RUNNING, ExecutionRepository, PinnedSource, ex
 from hearth.store.records import ApprovalRecord, ExecutionRecord, StepRunRecord
 from hearth.tools import (
     ToolArgumentsError,
@@ -223,14 +223,10 @@ class WorkflowEngine:
         scheduled_for: datetime | None = None,
     ) -> ExecutionRecord:
         """Validate, persist and start an execution."""
-        async with self.db.begin() as conn:
-            record = await self.create_execution(
-                conn,
-                workflow_id,
-                raw_input,
-                triggered_by=triggered_by,
-                scheduled_for=scheduled_for,
-            )
+        record, pin = self.prepare_execution(
+            workflow_id, raw_input, triggered_by=triggered_by, scheduled_for=scheduled_for
+        )
+        await self.executions.create(record, pin)
         self.launch(record)
         return record
 
@@ -267,6 +263,24 @@ class WorkflowEngine:
         The scheduler uses this so that claiming a tick and creating its execution commit
         together: a crash can neither lose the run nor start it twice.
         """
+        record, pin = self.prepare_execution(
+            workflow_id, raw_input, triggered_by=triggered_by, scheduled_for=scheduled_for
+        )
+        await self.executions.pin_definition(
+            conn, workflow_id, pin.content_hash, pin.source, pin.path, record.started_at
+        )
+        await self.executions.insert(conn, record)
+        return record
+
+    def prepare_execution(
+        self,
+        workflow_id: str,
+        raw_input: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = "manual",
+        scheduled_for: datetime | None = None,
+    ) -> tuple[ExecutionRecord, PinnedSource]:
+        """The row a new execution starts as, and the source it pins; nothing written yet."""
         loaded, values = self.check_trigger(workflow_id, raw_input)
         definition = loaded.definition
         assert definition is not None
@@ -293,12 +307,9 @@ class WorkflowEngine:
             updated_at=now,
             completed_at=None,
         )
-        await self.executions.pin_definition(
-            conn, workflow_id, loaded.content_hash, loaded.source, str(loaded.path), now
-        )
-        await self.executions.insert(conn, record)
         self._definitions[(workflow_id, loaded.content_hash)] = definition
-        return record
+        pin = PinnedSource(workflow_id, loaded.content_hash, loaded.source, str(loaded.path))
+        return record, pin
 
     def launch(self, record: ExecutionRecord) -> None:
         """Announce and start a committed execution."""
@@ -443,14 +454,14 @@ class WorkflowEngine:
     async def _release(self, execution_id: str) -> None:
         """Give up ownership so this (after restart) or another node resumes at once."""
         try:
-            async with self.db.begin() as conn:
-                await self.executions.update_owned(
-                    conn, execution_id, self.node, {"owner_node": None, "lease_expires_at": None}
-                )
+            await self.executions.transition(
+                execution_id, self.node, {"owner_node": None, "lease_expires_at": None}
+            )
         except Exception:
             log.exception("could not release execution %s", execution_id)
 
     async def _finish_cancelled(self, execution_id: str) -> None:
+        await self.executions.settle()  # a transition the runner queued before it was cancelled
         record = await self.executions.get(execution_id)
         if record is None or record.status != RUNNING:
             return
@@ -471,19 +482,31 @@ class WorkflowEngine:
                         now,
                     ),
                 )
-            await self._finalise(conn, record, CANCELLED, "cancelled on request", now)
+            values = self._final_values(CANCELLED, "cancelled on request", now)
+            if not await self.executions.update_owned(conn, record.id, self.node, values):
+                raise _LostOwnership
             await self.approvals.close_for_execution(conn, execution_id, CANCELLED, now)
         await self._publish_fresh(execution_id)
 
     async def _finalise(
         self,
-        conn: Any,
         record: ExecutionRecord,
         status: str,
         error: str | None,
         now: datetime,
-        step_count: int | None = None,
+        run: StepRunRecord | None = None,
     ) -> None:
+        """Journal `run` (if any) and end the execution with `status`, fenced."""
+        values = self._final_values(
+            status, error, now, step_count=run.seq if run is not None else None
+        )
+        if not await self.executions.transition(record.id, self.node, values, run):
+            raise _LostOwnership
+
+    @staticmethod
+    def _final_values(
+        status: str, error: str | None, now: datetime, step_count: int | None = None
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "status": status,
             "error": error,
@@ -495,8 +518,7 @@ class WorkflowEngine:
         }
         if step_count is not None:
             values["step_count"] = step_count
-        if not await self.executions.update_owned(conn, record.id, self.node, values):
-            raise _LostOwnership
+        return values
 
     async def _advance(self, execution_id: str) -> bool:
         """Take one step of the state machine; False when the runner should stop."""
@@ -519,13 +541,11 @@ class WorkflowEngine:
         try:
             definition = await self._definition(record)
         except StepFailedError as exc:
-            async with self.db.begin() as conn:
-                await self._finalise(conn, record, FAILED, str(exc), now)
+            await self._finalise(record, FAILED, str(exc), now)
             await self._publish_fresh(execution_id)
             return False
         if record.current_step_id is None:
-            async with self.db.begin() as conn:
-                await self._finalise(conn, record, COMPLETED, None, now)
+            await self._finalise(record, COMPLETED, None, now)
             await self._publish_fresh(execution_id)
             return False
         if record.step_count >= self.config.max_step_runs:
@@ -534,8 +554,7 @@ class WorkflowEngine:
                 f"{self.config.max_step_runs} (workflows.max_step_runs); check branches that "
                 "go back to earlier steps"
             )
-            async with self.db.begin() as conn:
-                await self._finalise(conn, record, FAILED, reason, now)
+            await self._finalise(record, FAILED, reason, now)
             await self._publish_fresh(execution_id)
             return False
         return await self._visit(
@@ -605,10 +624,9 @@ class WorkflowEngine:
 
         if gated and not approved:
             if approval is not None and approval.status != "pending":
-                async with self.db.begin() as conn:
-                    await self._finalise(
-                        conn, record, CANCELLED, f"step {step.id!r} was {approval.status}", _now()
-                    )
+                await self._finalise(
+                    record, CANCELLED, f"step {step.id!r} was {approval.status}", _now()
+                )
                 await self._publish_fresh(record.id)
                 return False
             return await self._pause_for_approval(record, step, args, prompt, context, approval)
@@ -714,22 +732,16 @@ class WorkflowEngine:
             except (ExpressionError, ValueError) as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
         if wake_at > now:
-            async with self.db.begin() as conn:
-                ok = await self.executions.update_owned(
-                    conn,
-                    record.id,
-                    self.node,
-                    {
-                        "status": PAUSED,
-                        "waiting_for": "timer",
-                        "wake_at": wake_at,
-                        "owner_node": None,
-                        "lease_expires_at": None,
-                        "updated_at": now,
-                    },
-                )
-                if not ok:
-                    raise _LostOwnership
+            paused = {
+                "status": PAUSED,
+                "waiting_for": "timer",
+                "wake_at": wake_at,
+                "owner_node": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            }
+            if not await self.executions.transition(record.id, self.node, paused):
+                raise _LostOwnership
             await self._publish_fresh(record.id)
             delay = (wake_at - now).total_seconds()
             asyncio.get_running_loop().call_later(delay, self._wake, record.id)
@@ -875,16 +887,9 @@ class WorkflowEngine:
         )
         retry = step.retry
         if retryable and retry is not None and record.attempt < retry.attempts:
-            async with self.db.begin() as conn:
-                await self.executions.append_step(conn, run)
-                ok = await self.executions.update_owned(
-                    conn,
-                    record.id,
-                    self.node,
-                    {"attempt": record.attempt + 1, "step_count": seq, "updated_at": now},
-                )
-                if not ok:
-                    raise _LostOwnership
+            again = {"attempt": record.attempt + 1, "step_count": seq, "updated_at": now}
+            if not await self.executions.transition(record.id, self.node, again, run):
+                raise _LostOwnership
             retried = replace(record, attempt=record.attempt + 1, step_count=seq, updated_at=now)
             self._remember(retried, run)
             self._publish(retried, [run])
@@ -895,9 +900,7 @@ class WorkflowEngine:
             target = None if step.on_failure == END else step.on_failure
             return await self._commit_step(record, definition, run, target)
         reason = f"step {step.id!r} failed: {error}"
-        async with self.db.begin() as conn:
-            await self.executions.append_step(conn, run)
-            await self._finalise(conn, record, FAILED, reason, now, step_count=seq)
+        await self._finalise(record, FAILED, reason, now, run)
         self._publish(_finished(record, FAILED, reason, now, seq), [run])
         return False
 
@@ -910,26 +913,19 @@ class WorkflowEngine:
     ) -> bool:
         """Journal the step and move to `target` (None: the execution is complete)."""
         now = _now()
-        async with self.db.begin() as conn:
-            await self.executions.append_step(conn, run)
-            if target is None:
-                await self._finalise(conn, record, COMPLETED, None, now, step_count=run.seq)
-            else:
-                ok = await self.executions.update_owned(
-                    conn,
-                    record.id,
-                    self.node,
-                    {
-                        "current_step_id": target,
-                        "visit_seq": run.seq + 1,
-                        "attempt": 1,
-                        "step_count": run.seq,
-                        "wake_at": None,
-                        "updated_at": now,
-                    },
-                )
-                if not ok:
-                    raise _LostOwnership
+        if target is None:
+            await self._finalise(record, COMPLETED, None, now, run)
+        else:
+            moved_to = {
+                "current_step_id": target,
+                "visit_seq": run.seq + 1,
+                "attempt": 1,
+                "step_count": run.seq,
+                "wake_at": None,
+                "updated_at": now,
+            }
+            if not await self.executions.transition(record.id, self.node, moved_to, run):
+                raise _LostOwnership
         if target is None:
             self._publish(_finished(record, COMPLETED, None, now, run.seq), [run])
             return False

@@ -1,0 +1,275 @@
+"""Group-committed writes to the SQLite file, without a thread hop per statement.
+
+The hot transitions (a workflow step journalled, a schedule tick claimed) are small fixed
+statements. Sent through the async engine, each one costs SQLAlchemy statement handling plus
+three or four hops between the event loop and aiosqlite's thread, far more than SQLite's commit
+itself; that kept durable steps/s to a few percent of the raw commit rate.
+
+`SqliteWriter` instead runs each write as a plain function over one `sqlite3` connection, and
+commits every write submitted during one event-loop iteration in one transaction (group
+commit): a runner still waits for its own transition to be durable before it goes on, but a
+thousand runners that are ready together share one commit.
+
+- In `synchronous=NORMAL` (or OFF) a WAL commit is a write to the page cache, not an fsync, so
+  the batch runs right on the loop thread: cheaper than handing it to a thread and back.
+- In FULL/EXTRA every commit is an fsync, which must not stall the loop: batches run on the
+  writer's own thread, and whatever is submitted meanwhile forms the next batch.
+- The loop never waits for a lock: inline batches use a zero busy timeout, and if another
+  connection (the async engine, another process) holds the write lock, the batch goes to the
+  thread, which waits with the configured busy timeout. Later batches queue behind it so that
+  writes keep their submission order.
+
+A write function receives the connection inside an open transaction and must not commit. If
+one write in a batch raises, the batch is rolled back and every write is retried on its own
+(on the thread), so one bad write fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+
+log = logging.getLogger("hearth.store.sqlite_writer")
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+_Pending = tuple[Write, "asyncio.Future[Any]"]
+
+_DIALECT = sqlite_dialect.dialect()
+#: Modes whose commit is not an fsync: cheap enough to run on the event loop.
+_INLINE_MODES = frozenset({"OFF", "NORMAL"})
+
+
+class _Busy(Exception):
+    """Another connection holds the write lock; the batch must wait on the thread."""
+
+
+class Prepared:
+    """A SQLAlchemy Core statement compiled once for SQLite, run on a plain `sqlite3` cursor.
+
+    The SQL and the conversion of each value (datetimes, JSON, booleans) come from the table
+    definitions through SQLAlchemy's own compiler and type processors, so rows written here read
+    back through the async engine exactly as rows written there.
+    """
+
+    def __init__(self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None):
+        compiled = statement.compile(
+            dialect=_DIALECT, column_keys=list(column_keys) if column_keys is not None else None
+        )
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        names = compiled.positiontup or []
+        self._names = tuple(names)
+        self._processors = tuple(
+            compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+            for name in names
+        )
+        #: Values written into the statement itself (`status == 'running'`) need no argument.
+        self._fixed = {
+            name: compiled.binds[name].value for name in names if not compiled.binds[name].required
+        }
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        fixed = self._fixed
+        return tuple(
+            value if processor is None or value is None else processor(value)
+            for value, processor in zip(
+                (values[name] if name in values else fixed[name] for name in self._names),
+                self._processors,
+                strict=True,
+            )
+        )
+
+    def execute(self, conn: sqlite3.Connection, values: Mapping[str, Any]) -> sqlite3.Cursor:
+        return conn.execute(self.sql, self.params(values))
+
+    def execute_many(self, conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        conn.executemany(self.sql, [self.params(row) for row in rows])
+
+
+class SqliteWriter:
+    """One writing connection to a SQLite file, with group commit (see the module docstring)."""
+
+    def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._inline = self.synchronous in _INLINE_MODES
+        self._conn: sqlite3.Connection | None = None
+        self._busy_timeout_set: int | None = None
+        self._pending: list[_Pending] = []
+        self._flush_scheduled = False
+        self._in_thread = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0  # commits made; with `writes` this shows how much grouping happened
+        self.writes = 0
+
+    # -- public -------------------------------------------------------------------------------
+
+    def submit(self, write: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `write` for the next group commit; the future resolves once it is durable."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((write, future))
+        self._idle.clear()
+        if not self._flush_scheduled and not self._in_thread:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    async def run(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(write)
+
+    async def close(self) -> None:
+        """Let queued writes commit, then close the connection and the thread."""
+        await self._idle.wait()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- batching -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            self._idle.set()
+            return
+        if self._inline:
+            try:
+                outcomes = self._commit(batch, wait=False)
+            except _Busy:
+                pass
+            else:
+                if outcomes is not None:
+                    self._deliver(batch, outcomes)
+                    self._after_batch()
+                    return
+        self._to_thread(batch)
+
+    def _to_thread(self, batch: list[_Pending]) -> None:
+        assert self._loop is not None
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="hearth-sqlite-writer")
+        self._in_thread = True
+        done = self._loop.run_in_executor(self._executor, self._commit_waiting, batch)
+        done.add_done_callback(lambda finished: self._thread_done(batch, finished))
+
+    def _thread_done(self, batch: list[_Pending], finished: asyncio.Future[list[Any]]) -> None:
+        self._in_thread = False
+        error = finished.exception()
+        if error is not None:
+            self._deliver(batch, [error] * len(batch))
+        else:
+            self._deliver(batch, finished.result())
+        self._after_batch()
+
+    def _after_batch(self) -> None:
+        if self._pending:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush)
+        elif not self._in_thread:
+            self._idle.set()
+
+    @staticmethod
+    def _deliver(batch: list[_Pending], outcomes: list[Any]) -> None:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.cancelled():
+                continue
+            if isinstance(outcome, _Failure):
+                future.set_exception(outcome.error)
+            else:
+                future.set_result(outcome)
+
+    # -- the connection (loop thread or writer thread, never both at once) ---------------------
+
+    def _connection(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+            self._busy_timeout_set = None
+        if self._busy_timeout_set != busy_timeout_ms:
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self._busy_timeout_set = busy_timeout_ms
+        return self._conn
+
+    def _commit(self, batch: list[_Pending], *, wait: bool) -> list[Any] | None:
+        """Run `batch` in one transaction. None: it failed inline and must be retried one by one
+        on the thread. Raises `_Busy` when not waiting and the write lock is taken."""
+        conn = self._connection(self.busy_timeout_ms if wait else 0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not wait and _is_busy(exc):
+                raise _Busy from None
+            return [_Failure(exc)] * len(batch)
+        try:
+            outcomes = [write(conn) for write, _ in batch]
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                return [_Failure(exc)]
+            if not wait:
+                return None  # isolate the bad write on the thread, where waiting is allowed
+            return [self._commit_one(write) for write, _ in batch]
+        self.batches += 1
+        self.writes += len(batch)
+        return outcomes
+
+    def _commit_one(self, write: Write) -> Any:
+        conn = self._connection(self.busy_timeout_ms)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcome = write(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return _Failure(exc)
+        self.batches += 1
+        self.writes += 1
+        return outcome
+
+    def _commit_waiting(self, batch: list[_Pending]) -> list[Any]:
+        outcomes = self._commit(batch, wait=True)
+        assert outcomes is not None
+        return outcomes
+
+
+class _Failure:
+    """An exception travelling from the batch to its write's future."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
