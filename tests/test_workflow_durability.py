@@ -140,3 +140,97 @@ async def test_step_interrupted_by_sigkill_runs_again_after_restart(data_dir: Pa
     # shell may still finish on its own: a SIGKILLed gateway cannot stop its children.)
     assert runs.read_text().split().count("start") == 2
     assert [(s.step_id, s.status) for s in done.execution.steps] == [("work", "success")]
+
+
+class _HangThenAnswer:
+    """A fake external HTTP service: holds requests open until `answer` is set, then says OK.
+
+    It lets a test stop a gateway in the middle of a step, with earlier steps journalled.
+    """
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/work"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            self.requests += 1
+            await self.answer.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_sigkill_mid_run_resumes_at_the_journalled_position(data_dir: Path) -> None:
+    """Steps only append journal rows; the execution row is not rewritten per step. A restart
+    must still resume at the step after the last journalled one, not from the row's stale
+    position, and must show that position to clients meanwhile."""
+    service = _HangThenAnswer()
+    url = await service.start()
+    write_workflow(
+        data_dir,
+        "three",
+        f"""
+        name: Three
+        steps:
+          - {{id: one, action: noop}}
+          - id: two
+            action: tool
+            tool: file.write
+            args: {{path: two.txt, content: "x", mode: append}}
+          - id: call
+            action: tool
+            tool: http.request
+            args: {{method: GET, url: "{url}", timeout: 60}}
+          - {{id: last, action: noop}}
+        """,
+    )
+    first = start_gateway_process(data_dir)
+    try:
+        client = await connect(first)
+        execution_id = await trigger(client, "three")
+        async with asyncio.timeout(20):
+            while service.requests == 0:
+                await asyncio.sleep(0.02)
+        during = await execution(client, execution_id)
+        await client.close()
+    finally:
+        first.kill()
+    assert during.execution.status == "running"
+    assert during.execution.current_step_id == "call"
+    assert [s.step_id for s in during.execution.steps] == ["one", "two"]
+
+    service.answer.set()
+    second = start_gateway_process(data_dir)
+    try:
+        client = await connect(second)
+        done = await wait_status(client, execution_id, TERMINAL, timeout_s=30)
+        await client.close()
+    finally:
+        second.stop()
+        await service.stop()
+    assert done.execution.status == "completed"
+    assert [(s.step_id, s.status) for s in done.execution.steps] == [
+        ("one", "success"),
+        ("two", "success"),
+        ("call", "success"),
+        ("last", "success"),
+    ]
+    assert (data_dir / "workspace" / "two.txt").read_text() == "x"  # not run twice
+    assert service.requests == 2  # the interrupted call, and its rerun

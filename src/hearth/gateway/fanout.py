@@ -42,8 +42,8 @@ class EventFanout:
     async def _run(self, subscription: object) -> None:
         async for event in subscription:  # type: ignore[attr-defined]
             model = self._models.get(event.topic)
-            if model is None:
-                continue
+            if model is None or not len(self._connections):
+                continue  # nobody to tell: building the frame would be wasted work
             try:
                 message = model.model_validate(event.data)
             except ValidationError as exc:

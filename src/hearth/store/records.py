@@ -42,6 +42,10 @@ class StepRunRecord:
     error: str | None
     started_at: datetime
     finished_at: datetime
+    #: The position the execution moves to after this row (see `tables.step_runs`).
+    next_step_id: str | None = None
+    next_visit_seq: int | None = None
+    next_attempt: int | None = None
 
 
 @dataclass(frozen=True)

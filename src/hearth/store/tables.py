@@ -118,6 +118,12 @@ step_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=False),
+    # Where the execution goes after this row, while it keeps running (null when the row ends
+    # or pauses it). The execution row's own position is only brought up to date when its
+    # status changes, so a step costs one row.
+    sa.Column("next_step_id", sa.String(64)),
+    sa.Column("next_visit_seq", sa.Integer),
+    sa.Column("next_attempt", sa.Integer),
 )
 
 #: Things waiting for a person: workflow approval gates and (later) tool calls. The first

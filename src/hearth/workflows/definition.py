@@ -392,11 +392,13 @@ class WorkflowDef(_Model):
     def step(self, step_id: str) -> StepDef:
         """The step with this id; KeyError when there is none."""
         try:
-            return self.steps[self._index[step_id]]
+            # Straight from the private store: attribute access to a private attribute goes
+            # through pydantic's __getattr__, and this runs on every step.
+            return self.steps[self.__pydantic_private__["_index"][step_id]]  # type: ignore[index]
         except KeyError:
             raise KeyError(f"workflow {self.name!r} has no step {step_id!r}") from None
 
     def next_step_id(self, step_id: str) -> str | None:
         """The step after `step_id` in file order (the default successor), None after the last."""
-        position = self._index[step_id] + 1
+        position = self.__pydantic_private__["_index"][step_id] + 1  # type: ignore[index]
         return self.steps[position].id if position < len(self.steps) else None
