@@ -89,3 +89,32 @@ async def test_slow_consumer_is_dropped_and_does_not_stall_others(data_dir: Path
             pass
         assert slow.close_code == 4008
         assert len(gw.hearth.state.connections) == 1
+
+
+async def test_subscription_filter_keeps_refused_events_out_of_the_queue() -> None:
+    """`accept` runs at publish time, so a narrow subscriber is never woken for the rest."""
+    from hearth.events import LocalEventBus
+
+    bus = LocalEventBus()
+    wanted = bus.subscribe(
+        "notification", maxsize=3, accept=lambda event: event.data["message"].startswith("keep")
+    )
+    everything = bus.subscribe("notification", maxsize=10)
+    for text in ("drop-1", "keep-1", "drop-2", "drop-3", "keep-2"):
+        bus.publish(notification(text))
+    bus.close()
+    assert [e.data["message"] async for e in wanted] == ["keep-1", "keep-2"]
+    assert wanted.dropped == 0  # refused events never took a place in the bounded queue
+    assert len([e async for e in everything]) == 5
+
+
+async def test_events_published_with_nobody_connected_are_not_queued_for_fanout(
+    sqlite_gateway: RunningGateway,
+) -> None:
+    for i in range(20_000):  # more than the fanout queue holds
+        sqlite_gateway.hearth.bus.publish(notification(f"unseen-{i}"))
+    client = await sqlite_gateway.client()
+    sqlite_gateway.hearth.bus.publish(notification("seen"))
+    event = await client.next_event("notification")
+    assert isinstance(event, Notification)
+    assert event.message == "seen"

@@ -10,7 +10,7 @@ without touching publishers or subscribers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,8 +38,17 @@ class EventBus(Protocol):
     def publish(self, event: DomainEvent) -> None:
         """Deliver to every current subscriber whose prefixes match; never blocks."""
 
-    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> Subscription:
-        """Receive events whose topic starts with one of `prefixes` (all when none given)."""
+    def subscribe(
+        self,
+        *prefixes: str,
+        maxsize: int = 1000,
+        accept: Callable[[DomainEvent], bool] | None = None,
+    ) -> Subscription:
+        """Receive events whose topic starts with one of `prefixes` (all when none given).
+
+        `accept`, when given, is asked at publish time: an event it refuses is never queued,
+        so a subscriber interested in few events is not woken for every one.
+        """
 
     async def start(self) -> None:
         """Connect whatever carries events between nodes (nothing for the local bus)."""
@@ -49,9 +58,16 @@ class EventBus(Protocol):
 
 
 class _LocalSubscription:
-    def __init__(self, bus: LocalEventBus, prefixes: tuple[str, ...], maxsize: int) -> None:
+    def __init__(
+        self,
+        bus: LocalEventBus,
+        prefixes: tuple[str, ...],
+        maxsize: int,
+        accept: Callable[[DomainEvent], bool] | None = None,
+    ) -> None:
         self._bus = bus
         self.prefixes = prefixes
+        self._accept = accept
         self._queue: asyncio.Queue[DomainEvent | None] = asyncio.Queue(maxsize)
         self._dropped = 0
         self._closed = False
@@ -64,7 +80,7 @@ class _LocalSubscription:
         return not self.prefixes or topic.startswith(self.prefixes)
 
     def offer(self, event: DomainEvent) -> None:
-        if self._closed:
+        if self._closed or (self._accept is not None and not self._accept(event)):
             return
         if self._queue.full():
             self._queue.get_nowait()
@@ -99,8 +115,13 @@ class LocalEventBus:
             if sub.matches(event.topic):
                 sub.offer(event)
 
-    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> _LocalSubscription:
-        sub = _LocalSubscription(self, prefixes, maxsize)
+    def subscribe(
+        self,
+        *prefixes: str,
+        maxsize: int = 1000,
+        accept: Callable[[DomainEvent], bool] | None = None,
+    ) -> _LocalSubscription:
+        sub = _LocalSubscription(self, prefixes, maxsize, accept)
         self._subscriptions.append(sub)
         return sub
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -143,8 +144,13 @@ class PostgresEventBus:
         except asyncio.QueueFull:
             log.warning("event outbox full; %s not shared with other nodes", event.topic)
 
-    def subscribe(self, *prefixes: str, maxsize: int = 1000) -> Subscription:
-        return self._local.subscribe(*prefixes, maxsize=maxsize)
+    def subscribe(
+        self,
+        *prefixes: str,
+        maxsize: int = 1000,
+        accept: Callable[[DomainEvent], bool] | None = None,
+    ) -> Subscription:
+        return self._local.subscribe(*prefixes, maxsize=maxsize, accept=accept)
 
     async def aclose(self) -> None:
         for task in self._tasks:

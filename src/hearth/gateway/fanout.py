@@ -36,14 +36,17 @@ class EventFanout:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        subscription = self._bus.subscribe(*self._models, maxsize=10_000)
+        # With nobody connected there is nobody to tell: such events are not even queued.
+        subscription = self._bus.subscribe(
+            *self._models, maxsize=10_000, accept=lambda _event: len(self._connections) > 0
+        )
         self._task = asyncio.create_task(self._run(subscription), name="event-fanout")
 
     async def _run(self, subscription: object) -> None:
         async for event in subscription:  # type: ignore[attr-defined]
             model = self._models.get(event.topic)
             if model is None or not len(self._connections):
-                continue  # nobody to tell: building the frame would be wasted work
+                continue
             try:
                 message = model.model_validate(event.data)
             except ValidationError as exc:

@@ -68,25 +68,28 @@ class Prepared:
         self.sql = str(compiled)
         names = compiled.positiontup or []
         self._names = tuple(names)
-        self._processors = tuple(
+        processors = [
             compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
             for name in names
+        ]
+        #: Only the positions whose type converts (datetimes, JSON, booleans); strings and
+        #: integers go to sqlite3 as they are. This runs for every row of every hot write.
+        self._converters = tuple(
+            (index, processor) for index, processor in enumerate(processors) if processor
         )
         #: Values written into the statement itself (`status == 'running'`) need no argument.
         self._fixed = {
             name: compiled.binds[name].value for name in names if not compiled.binds[name].required
         }
 
-    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    def params(self, values: Mapping[str, Any]) -> list[Any]:
         fixed = self._fixed
-        return tuple(
-            value if processor is None or value is None else processor(value)
-            for value, processor in zip(
-                (values[name] if name in values else fixed[name] for name in self._names),
-                self._processors,
-                strict=True,
-            )
-        )
+        row = [values[name] if name in values else fixed[name] for name in self._names]
+        for index, convert in self._converters:
+            value = row[index]
+            if value is not None:
+                row[index] = convert(value)
+        return row
 
     def execute(self, conn: sqlite3.Connection, values: Mapping[str, Any]) -> sqlite3.Cursor:
         return conn.execute(self.sql, self.params(values))
