@@ -86,9 +86,8 @@ class Prepared:
         fixed = self._fixed
         row = [values[name] if name in values else fixed[name] for name in self._names]
         for index, convert in self._converters:
-            value = row[index]
-            if value is not None:
-                row[index] = convert(value)
+            # None goes through too: a JSON column stores JSON `null`, as the engine does.
+            row[index] = convert(row[index])
         return row
 
     def execute(self, conn: sqlite3.Connection, values: Mapping[str, Any]) -> sqlite3.Cursor:
@@ -159,6 +158,10 @@ class SqliteWriter:
                 outcomes = self._commit(batch, wait=False)
             except _Busy:
                 pass
+            except Exception as exc:  # the connection itself failed: nothing was written
+                self._deliver(batch, [_Failure(exc)] * len(batch))
+                self._after_batch()
+                return
             else:
                 if outcomes is not None:
                     self._deliver(batch, outcomes)
@@ -178,7 +181,7 @@ class SqliteWriter:
         self._in_thread = False
         error = finished.exception()
         if error is not None:
-            self._deliver(batch, [error] * len(batch))
+            self._deliver(batch, [_Failure(error)] * len(batch))
         else:
             self._deliver(batch, finished.result())
         self._after_batch()
@@ -206,12 +209,22 @@ class SqliteWriter:
 
     def _connection(self, busy_timeout_ms: int) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
+            # No waiting inside connect either: on the loop thread the busy timeout is 0.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if busy_timeout_ms == 0 and _is_busy(exc):
+                    raise _Busy from None
+                raise
             self._conn = conn
-            self._busy_timeout_set = None
+            self._busy_timeout_set = busy_timeout_ms
         if self._busy_timeout_set != busy_timeout_ms:
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             self._busy_timeout_set = busy_timeout_ms
