@@ -489,3 +489,22 @@ async def test_execution_list_filters(gateway: RunningGateway) -> None:
     with pytest.raises(GatewayError) as info:
         await execution(client, "no-such-execution")
     assert info.value.code == ErrorCode.EXECUTION_NOT_FOUND
+
+
+async def test_until_without_offset_is_read_in_the_configured_zone(data_dir: Path) -> None:
+    """A person writing `until: 2000-01-01T00:00:00` means their own midnight, not UTC's."""
+    write_workflow(
+        data_dir,
+        "local",
+        """
+        name: Local midnight
+        steps:
+          - {id: sleep, action: wait, until: "2000-01-01T00:00:00"}
+        """,
+    )
+    async with in_process_gateway(data_dir, timezone="America/New_York") as gateway:
+        client = await gateway.client()
+        execution_id = await trigger(client, "local")
+        done = await wait_status(client, execution_id, {"completed", "failed"})
+    assert done.execution.status == "completed"
+    assert done.execution.steps[0].output == {"waitedUntil": "2000-01-01T05:00:00+00:00"}

@@ -105,6 +105,7 @@ class Hearth:
                 lease=timedelta(seconds=settings.workflows.lease_s),
                 recovery_interval_s=settings.workflows.recovery_interval_s,
                 exclusive=self.db.backend == "sqlite",
+                timezone=settings.timezone or host_zone_name(),
             ),
         )
         # The heartbeat runner asks the chat service whether a chat is streaming; the chat

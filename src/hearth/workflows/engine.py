@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -71,6 +72,8 @@ class EngineConfig:
     recovery_interval_s: float = 5.0
     #: SQLite means one gateway process: running executions left by a crash are ours at once.
     exclusive: bool = False
+    #: The zone a wait's `until` without an offset is read in (the configured `timezone`).
+    timezone: str = "UTC"
 
 
 class _LostOwnership(Exception):
@@ -761,7 +764,7 @@ class WorkflowEngine:
                     wake_at = now + delta
                 else:
                     until = self.expressions.render(step.until, context())
-                    wake_at = parse_until(str(until))
+                    wake_at = parse_until(str(until), ZoneInfo(self.config.timezone))
             except (ExpressionError, ValueError) as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
         if wake_at > now:
