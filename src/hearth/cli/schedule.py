@@ -167,11 +167,18 @@ def list_schedules(data_dir: DataDirOption = None) -> None:
             _trigger(item),
             item.timezone,
             item.state,
-            _when(item.next_run, item.timezone),
+            _when(_will_fire(item), item.timezone),
             last,
             runs,
         )
     console.print(table)
+
+
+def _will_fire(item: ScheduleInfo) -> datetime | None:
+    """The next run a person cares about: with active hours, the first tick inside them."""
+    if item.active_hours and item.next_run is not None:
+        return item.next_active_run
+    return item.next_run
 
 
 async def _resolve(client: GatewayClient, schedule_id: str) -> ScheduleInfo:
@@ -217,7 +224,13 @@ def show(
         f"  state     {item.state}" + (f" — {item.state_reason}" if item.state_reason else ""),
         highlight=False,
     )
-    console.print(f"  next run  {_when(item.next_run, item.timezone)}", highlight=False)
+    console.print(f"  next run  {_when(_will_fire(item), item.timezone)}", highlight=False)
+    if item.next_run and item.next_active_run and item.next_active_run != item.next_run:
+        console.print(
+            f"            (ticks before it, from {_when(item.next_run, item.timezone)}, fall "
+            "outside the active hours and are recorded as skipped)",
+            highlight=False,
+        )
     if item.active_hours:
         days = item.active_hours.days_of_week
         console.print(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -87,3 +88,42 @@ class ActiveHours:
         if not inside:
             return False
         return self.days_of_week is None or window_day in self.days_of_week
+
+    def openings_after(self, moment: datetime, tz: ZoneInfo, days: int = 8) -> list[datetime]:
+        """The moments (aware, in `tz`) the window opens in the `days` days after `moment`."""
+        local = moment.astimezone(tz)
+        found: list[datetime] = []
+        for offset in range(days + 1):
+            day = local.date() + timedelta(days=offset)
+            if self.days_of_week is not None and day.isoweekday() not in self.days_of_week:
+                continue
+            opening = datetime.combine(day, self.start, tzinfo=tz)
+            if opening > local:
+                found.append(opening)
+        return found
+
+    def next_inside(
+        self,
+        first_tick: datetime,
+        next_after: Callable[[datetime], datetime | None],
+        tz: ZoneInfo,
+        limit: int = 64,
+    ) -> datetime | None:
+        """The first tick from `first_tick` on that falls inside the window.
+
+        Rather than stepping tick by tick (an every-1s schedule can be hours away from its
+        window), a tick outside jumps to the first tick after the window next opens. None when
+        no tick falls inside within about a week (or the trigger ends).
+        """
+        tick: datetime | None = first_tick
+        for _ in range(limit):
+            if tick is None:
+                return None
+            if self.contains(tick, tz):
+                return tick
+            openings = self.openings_after(tick, tz)
+            if not openings:
+                return None
+            # Just before the opening, so a tick exactly at the opening counts.
+            tick = next_after(openings[0] - timedelta(microseconds=1))
+        return None

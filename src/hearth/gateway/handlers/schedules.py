@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,9 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdate,
     ScheduleUpdated,
 )
+from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.scheduling.service import trigger_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.workflows.errors import (
     InvalidInputError,
@@ -80,6 +83,15 @@ def _fields(message: ScheduleCreate | ScheduleUpdate, skip: set[str]) -> dict[st
     return fields
 
 
+def _next_active_run(record: ScheduleRecord, tz: ZoneInfo) -> datetime | None:
+    """The first tick inside the active hours, when they would skip the next one."""
+    if record.next_run is None or not record.active_hours:
+        return None
+    hours = ActiveHours.parse(record.active_hours)
+    found = hours.next_inside(record.next_run, trigger_of(record).next_after, tz)
+    return found.astimezone(tz) if found is not None else None
+
+
 def schedule_info(record: ScheduleRecord, last: ScheduleRunRecord | None) -> ScheduleInfo:
     tz = ZoneInfo(record.timezone)
     return ScheduleInfo(
@@ -94,6 +106,7 @@ def schedule_info(record: ScheduleRecord, last: ScheduleRunRecord | None) -> Sch
         state=record.state,
         state_reason=record.state_reason,
         next_run=record.next_run.astimezone(tz) if record.next_run else None,
+        next_active_run=_next_active_run(record, tz),
         last_run=LastRun(
             scheduled_for=last.scheduled_for.astimezone(tz),
             status=last.status,

@@ -97,6 +97,8 @@ class ScheduleInfo(WireModel):
     state: ScheduleState
     state_reason: str | None = None
     next_run: datetime | None = None
+    #: With active hours: the first tick that will fire (ticks before it are skipped).
+    next_active_run: datetime | None = None
     last_run: LastRun | None = None
     run_count: int
     max_runs: int | None = None
