@@ -75,7 +75,9 @@ class Prepared:
         #: Only the positions whose type converts (datetimes, JSON, booleans); strings and
         #: integers go to sqlite3 as they are. This runs for every row of every hot write.
         self._converters = tuple(
-            (index, processor) for index, processor in enumerate(processors) if processor
+            (index, processor, processor(None))
+            for index, processor in enumerate(processors)
+            if processor
         )
         #: Values written into the statement itself (`status == 'running'`) need no argument.
         self._fixed = {
@@ -85,9 +87,11 @@ class Prepared:
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         fixed = self._fixed
         row = [values[name] if name in values else fixed[name] for name in self._names]
-        for index, convert in self._converters:
-            # None goes through too: a JSON column stores JSON `null`, as the engine does.
-            row[index] = convert(row[index])
+        for index, convert, converted_none in self._converters:
+            # None converts too (a JSON column stores JSON `null`, as the engine does), always
+            # to the same value, so that is worked out once.
+            value = row[index]
+            row[index] = converted_none if value is None else convert(value)
         return row
 
     def execute(self, conn: sqlite3.Connection, values: Mapping[str, Any]) -> sqlite3.Cursor:
