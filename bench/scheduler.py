@@ -22,15 +22,18 @@ Two scenarios, each with its baseline in the same run:
    analogue of APScheduler's lateness, the call time of the job function minus its scheduled run
    time (the job returns `time.time()`; `EVENT_JOB_EXECUTED` carries both). Two earlier points
    are shown too: the execution row's creation (inside the claim transaction) and the recorded
-   `fired_at` (when the scheduler pass that claimed the tick began, so it flatters). CPU time of
-   the process under test is measured over the window only.
+   `fired_at` (when the scheduler pass got to that tick, before its commit). CPU time of the
+   process under test is measured over the window only. With `--profile FILE` the gateway runs
+   under cProfile and its statistics are written to FILE when it stops (for where the time goes:
+   the profiler slows the gateway, so that run's lateness does not count).
 
 Why subprocesses: memory and start-up time are per process, and neither system should share a
 heap, a GIL or an event loop with the measuring code. This file imports Hearth lazily, so the
 APScheduler child (which runs this same file) does not carry Hearth's import graph on its heap.
 
 Run: `.venv/bin/python bench/scheduler.py [--seconds N] [--schedules N] [--scenario hold|fire]
-[--json]` (APScheduler is in the bench extra: `.venv/bin/pip install -e '.[bench]'`).
+[--profile FILE] [--json]` (APScheduler is in the bench extra:
+`.venv/bin/pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
@@ -478,14 +481,22 @@ async def _sleep_until(moment: float, child: Child) -> None:
         child.check_alive()
 
 
-async def fire_hearth(workdir: Path, count: int, seconds: int, warmup: int) -> FireResult:
-    """`count` every-1s schedules in a real gateway; lateness read from the database afterwards."""
+async def fire_hearth(
+    workdir: Path, count: int, seconds: int, warmup: int, profile: Path | None = None
+) -> FireResult:
+    """`count` every-1s schedules in a real gateway; lateness read from the database afterwards.
+
+    With `profile`, the gateway runs under cProfile, which writes its statistics there on exit.
+    """
     data_dir = workdir / "fire-hearth"
     now = datetime.now(UTC)
     anchor = math.ceil(now.timestamp()) + HEARTH_LEAD_S
     await prepare_data_dir(data_dir, every_rows(count, datetime.fromtimestamp(anchor, UTC), now))
+    args = common.gateway_args(data_dir)
+    if profile is not None:
+        args = ["-m", "cProfile", "-o", str(profile.resolve()), *args]
     with common.stopping(STOP_TIMEOUT_S) as started:
-        child = common.spawn("gateway-fire", common.gateway_args(data_dir), workdir, started)
+        child = common.spawn("gateway-fire", args, workdir, started)
         with RssSampler(child) as sampler:
             await wait_gateway_ready(child, data_dir, START_TIMEOUT_S)
             # On a busy machine the gateway may come up after the first tick: it then catches
@@ -825,7 +836,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(f"  fire: APScheduler, {args.seconds} s ...", file=sys.stderr, flush=True)
         fire.append(await fire_apscheduler(workdir, args.fire_schedules, args.seconds, args.warmup))
         print(f"  fire: gateway, {args.seconds} s ...", file=sys.stderr, flush=True)
-        fire.append(await fire_hearth(workdir, args.fire_schedules, args.seconds, args.warmup))
+        fire.append(
+            await fire_hearth(workdir, args.fire_schedules, args.seconds, args.warmup, args.profile)
+        )
     return summarize(hold, fire, args)
 
 
@@ -849,6 +862,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--settle", type=float, default=DEFAULT_SETTLE, help="scenario 1 RSS after ready (5 s)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="scenario 2: run the gateway under cProfile and write its statistics to this file",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -1,19 +1,138 @@
-"""SQL for schedules and their run history."""
+"""SQL for schedules and their run history.
+
+The `*_sqlite` methods run inside a `SqliteWriter` transaction (plain `sqlite3`, statements
+compiled once): on a SQLite file the scheduler claims a whole second's worth of ticks, and
+records the results of as many executions, in one group commit instead of one async
+transaction each.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
-from hearth.store.tables import schedule_runs, schedules, workflow_executions
+from hearth.store.sqlite_writer import Prepared
+from hearth.store.tables import UtcDateTime, schedule_runs, schedules, workflow_executions
 
 sc = schedules.c
 rc = schedule_runs.c
+ex = workflow_executions.c
+
+_DIALECT = sqlite_dialect.dialect()
+
+
+#: Stored datetime text -> the aware datetime it reads as. A schedule's anchor, creation time
+#: and ticks are read again on every pass (and schedules on one grid share their ticks), so
+#: most of them are parsed once. Datetimes are immutable: sharing them is safe.
+_DATETIMES: dict[str, datetime] = {}
+_DATETIMES_MAX = 100_000
+
+
+def _memoized(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def read(text: Any) -> Any:
+        found = _DATETIMES.get(text)
+        if found is None:
+            found = process(text)
+            if len(_DATETIMES) >= _DATETIMES_MAX:
+                _DATETIMES.clear()
+            _DATETIMES[text] = found
+        return found
+
+    return read
+
+
+def _json_null_first(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An unset JSON column holds the text `null` (a JSON null), on nearly every row."""
+
+    def read(text: Any) -> Any:
+        return None if text == "null" else process(text)
+
+    return read
+
+
+def _reader(columns: Sequence[sa.ColumnElement[Any]]) -> Callable[[Sequence[Any]], list[Any]]:
+    """Raw `sqlite3` values to what the async engine would return for `columns`.
+
+    `Prepared` reads skip SQLAlchemy's result handling, so the column types' own result
+    processors are applied here: datetimes come back aware UTC, JSON parsed, booleans bool.
+    """
+    processors: list[Callable[[Any], Any] | None] = []
+    for column in columns:
+        process = column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        if process is not None and isinstance(column.type, UtcDateTime):
+            processors.append(_memoized(process))
+        elif process is not None and isinstance(column.type, sa.JSON):
+            processors.append(_json_null_first(process))
+        else:
+            processors.append(process)
+
+    def read(row: Sequence[Any]) -> list[Any]:
+        return [
+            value if process is None or value is None else process(value)
+            for value, process in zip(row, processors, strict=True)
+        ]
+
+    return read
+
+
+_read_schedule = _reader(list(schedules.c))
+_read_run = _reader(list(schedule_runs.c))
+_read_next_run = _reader([sc.next_run])
+_read_tick = _reader([rc.scheduled_for])
+
+_DUE = Prepared(
+    schedules.select()
+    .where(sc.enabled.is_(True), sc.next_run.is_not(None), sc.next_run <= sa.bindparam("now"))
+    .order_by(sc.next_run)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def _earliest_query() -> sa.Select[Any]:
+    """ORDER BY + LIMIT rather than MIN(): the next_run index is walked in order and the walk
+    stops at the first enabled row, where MIN() with a WHERE on another column may scan."""
+    return (
+        sa.select(sc.next_run)
+        .where(sc.enabled.is_(True), sc.next_run.is_not(None))
+        .order_by(sc.next_run)
+        .limit(1)
+    )
+
+
+_EARLIEST = Prepared(_earliest_query())
+_INSERT_RUN = Prepared(schedule_runs.insert())
+_EXECUTION_STATUS = Prepared(sa.select(ex.status).where(ex.id == sa.bindparam("e_id")))
+_RUNNING_RUN = Prepared(
+    schedule_runs.select().where(rc.execution_id == sa.bindparam("e_id"), rc.status == "running")
+)
+_FAILURE_STATE = Prepared(
+    sa.select(sc.consecutive_failures, sc.enabled, sc.target).where(sc.id == sa.bindparam("s_id"))
+)
+_PRUNE_OLD = Prepared(
+    schedule_runs.delete().where(
+        rc.schedule_id == sa.bindparam("s_id"), rc.scheduled_for < sa.bindparam("before")
+    )
+)
+_PRUNE_CUTOFF = Prepared(
+    sa.select(rc.scheduled_for)
+    .where(rc.schedule_id == sa.bindparam("s_id"))
+    .order_by(rc.scheduled_for.desc())
+    .offset(sa.bindparam("keep"))
+    .limit(1)
+)
+_PRUNE_BEYOND = Prepared(
+    schedule_runs.delete().where(
+        rc.schedule_id == sa.bindparam("s_id"), rc.scheduled_for <= sa.bindparam("cutoff")
+    )
+)
 
 
 def _schedule(row: sa.Row[Any]) -> ScheduleRecord:
@@ -75,9 +194,7 @@ class ScheduleRepository:
 
     async def earliest_next_run(self) -> datetime | None:
         async with self.db.connect() as conn:
-            value: datetime | None = (
-                await conn.execute(sa.select(sa.func.min(sc.next_run)).where(sc.enabled.is_(True)))
-            ).scalar()
+            value: datetime | None = (await conn.execute(_earliest_query())).scalar()
         return value
 
     async def claim(
@@ -198,3 +315,112 @@ class ScheduleRepository:
                 )
                 extra = result.rowcount
             return old.rowcount + extra
+
+
+def execution_status_sqlite(conn: sqlite3.Connection, execution_id: str) -> str | None:
+    """The status of an execution, read inside a writer transaction (overlap checks)."""
+    row = _EXECUTION_STATUS.execute(conn, {"e_id": execution_id}).fetchone()
+    return None if row is None else str(row[0])
+
+
+class SqliteSchedules:
+    """The scheduler's hot statements on the SQLite writer's connection (see the module
+    docstring); every method runs inside the caller's writer transaction and never commits."""
+
+    def __init__(self) -> None:
+        self._updates: dict[tuple[str, ...], Prepared] = {}
+        self._claims: dict[tuple[str, ...], Prepared] = {}
+        self._run_updates: dict[tuple[str, ...], Prepared] = {}
+
+    def due(self, conn: sqlite3.Connection, now: datetime, limit: int) -> list[ScheduleRecord]:
+        rows = _DUE.execute(conn, {"now": now, "limit": limit}).fetchall()
+        return [ScheduleRecord(*_read_schedule(row)) for row in rows]
+
+    def earliest_next_run(self, conn: sqlite3.Connection) -> datetime | None:
+        row = _EARLIEST.execute(conn, {}).fetchone()
+        if row is None:
+            return None
+        value: datetime | None = _read_next_run(row)[0]
+        return value
+
+    def claim(
+        self,
+        conn: sqlite3.Connection,
+        schedule_id: str,
+        expected_next: datetime,
+        values: dict[str, Any],
+    ) -> bool:
+        """`ScheduleRepository.claim` on the writer: move `next_run` on from the tick seen."""
+        keys = tuple(values)
+        statement = self._claims.get(keys)
+        if statement is None:
+            statement = Prepared(
+                schedules.update().where(
+                    sc.id == sa.bindparam("c_id"),
+                    sc.next_run == sa.bindparam("c_next"),
+                    sc.enabled.is_(True),
+                ),
+                column_keys=keys,
+            )
+            self._claims[keys] = statement
+        params = {**values, "c_id": schedule_id, "c_next": expected_next}
+        return bool(statement.execute(conn, params).rowcount == 1)
+
+    def update_schedule(
+        self, conn: sqlite3.Connection, schedule_id: str, values: dict[str, Any]
+    ) -> None:
+        keys = tuple(values)
+        statement = self._updates.get(keys)
+        if statement is None:
+            statement = Prepared(
+                schedules.update().where(sc.id == sa.bindparam("u_id")), column_keys=keys
+            )
+            self._updates[keys] = statement
+        statement.execute(conn, {**values, "u_id": schedule_id})
+
+    def insert_runs(self, conn: sqlite3.Connection, runs: Sequence[ScheduleRunRecord]) -> None:
+        if runs:
+            _INSERT_RUN.execute_many(conn, [run.__dict__ for run in runs])
+
+    def failure_state(
+        self, conn: sqlite3.Connection, schedule_id: str
+    ) -> tuple[int, bool, str] | None:
+        """(consecutive failures, enabled, target) of a schedule, or None if it is gone."""
+        row = _FAILURE_STATE.execute(conn, {"s_id": schedule_id}).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), bool(row[1]), str(row[2])
+
+    def finish_run_for_execution(
+        self, conn: sqlite3.Connection, execution_id: str, status: str, reason: str | None
+    ) -> ScheduleRunRecord | None:
+        """`ScheduleRepository.finish_run_for_execution` on the writer."""
+        row = _RUNNING_RUN.execute(conn, {"e_id": execution_id}).fetchone()
+        if row is None:
+            return None
+        run = ScheduleRunRecord(*_read_run(row))
+        values: dict[str, Any] = {"status": status}
+        if reason is not None:
+            values["reason"] = f"manual: {reason}" if run.reason == "manual" else reason
+        keys = tuple(values)
+        statement = self._run_updates.get(keys)
+        if statement is None:
+            statement = Prepared(
+                schedule_runs.update().where(rc.id == sa.bindparam("r_id"), rc.status == "running"),
+                column_keys=keys,
+            )
+            self._run_updates[keys] = statement
+        done = statement.execute(conn, {**values, "r_id": run.id}).rowcount == 1
+        return run if done else None
+
+    def prune(self, conn: sqlite3.Connection, schedule_id: str, before: datetime, keep: int) -> int:
+        """`ScheduleRepository.prune` on the writer."""
+        removed = int(_PRUNE_OLD.execute(conn, {"s_id": schedule_id, "before": before}).rowcount)
+        row = _PRUNE_CUTOFF.execute(conn, {"s_id": schedule_id, "keep": keep}).fetchone()
+        if row is not None:
+            removed += int(
+                _PRUNE_BEYOND.execute(
+                    conn, {"s_id": schedule_id, "cutoff": _read_tick(row)[0]}
+                ).rowcount
+            )
+        return removed
