@@ -67,6 +67,10 @@ class SchedulerConfig:
     history_max: int = 1000
     max_sleep_s: float = 30.0
     misfire_threshold: timedelta = timedelta(seconds=5)
+    #: On SQLite, ticks whose outcome is already decided are claimed (run recorded, execution
+    #: committed) this long before they are due, and started at their time: the tick then
+    #: costs no database work, so it fires on time even when a thousand share one second.
+    lookahead: timedelta = timedelta(milliseconds=500)
 
 
 def _now() -> datetime:
@@ -168,6 +172,8 @@ class Scheduler:
         self.config = config
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Announcements of ticks claimed ahead, due at their tick.
+        self._timers: set[asyncio.TimerHandle] = set()
         self._fired_since_prune: set[str] = set()
         #: A due schedule failed to be handled in this pass. It stays due, so without a pause
         #: the loop would retry it (and log) as fast as it can.
@@ -186,6 +192,9 @@ class Scheduler:
         ]
 
     async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -196,9 +205,12 @@ class Scheduler:
         while True:
             self._wake.clear()
             self._stuck = False
+            ahead = timedelta(0)
+            started = _now()
             try:
                 if self.db.writer is not None:
-                    _, earliest = await self._run_due_sqlite(None)
+                    ahead = self.config.lookahead
+                    _, earliest = await self._run_due_sqlite(None, ahead)
                 else:
                     await self.run_due()
                     earliest = await self.repo.earliest_next_run()
@@ -207,7 +219,11 @@ class Scheduler:
                 earliest = _now() + timedelta(seconds=1)
             delay = self.config.max_sleep_s
             if earliest is not None:
-                delay = min(delay, max(0.0, (earliest - _now()).total_seconds()))
+                # Wake `ahead` of the next tick to claim it early; a tick that was already
+                # within reach and is still unclaimed was held back (its overlap is decided
+                # at its time), so wake at its time for it.
+                wake = earliest - ahead if earliest > started + ahead else earliest
+                delay = min(delay, max(0.0, (wake - _now()).total_seconds()))
             if self._stuck:
                 delay = max(delay, STUCK_RETRY_S)
             if delay > 0:
@@ -362,7 +378,9 @@ class Scheduler:
 
     # -- the SQLite pass --------------------------------------------------------------------
 
-    async def _run_due_sqlite(self, now: datetime | None) -> tuple[int, datetime | None]:
+    async def _run_due_sqlite(
+        self, now: datetime | None, ahead: timedelta = timedelta(0)
+    ) -> tuple[int, datetime | None]:
         """`run_due` on a SQLite file: every due tick claimed, recorded and its execution
         created in ONE writer transaction, then launched and announced after its commit.
 
@@ -376,18 +394,31 @@ class Scheduler:
         claimed = 0
         while True:
             moment = now or _now()
-            done = await writer.run(functools.partial(self._pass_sqlite, moment=moment, now=now))
+            done = await writer.run(
+                functools.partial(self._pass_sqlite, moment=moment, now=now, ahead=ahead)
+            )
             claimed += len(done.claimed)
+            loop = asyncio.get_running_loop()
+            current: list[_Claimed] = []
+            later: dict[datetime, list[_Claimed]] = {}
             for item in done.claimed:
+                at = item.tick.fire_at
+                # Claimed ahead of the pass's own moment (only the live loop looks ahead).
+                if at is not None and at > moment:
+                    later.setdefault(at, []).append(item)
+                    continue
+                current.append(item)
                 if item.started is not None:
                     try:
                         item.target.launch(item.started)
                     except Exception:
                         log.exception("could not launch the run of schedule %s", item.record.id)
-            if done.claimed:
+            if current:
                 # After the launched executions had their first turn on the loop: a thousand
                 # events are not worth delaying a thousand first steps for.
-                asyncio.get_running_loop().call_soon(self._announce_all, done.claimed)
+                loop.call_soon(self._announce_all, current)
+            for at, items in later.items():
+                self._launch_later(at, items)
             progress = len(done.claimed)
             for record in done.others:
                 try:
@@ -402,22 +433,55 @@ class Scheduler:
                     earliest = await self.repo.earliest_next_run()
                 return claimed, earliest
 
+    def _launch_later(self, at: datetime, items: list[_Claimed]) -> None:
+        """Start ticks claimed ahead at their time, then announce them (announcements queue
+        behind the runners' first steps, as for ticks claimed on time)."""
+        by_target: dict[str, list[_Claimed]] = {}
+        for item in items:
+            if item.started is not None:
+                by_target.setdefault(item.record.target, []).append(item)
+        announce = functools.partial(self._announce_all, items)
+        if not by_target:
+            loop = asyncio.get_running_loop()
+            timer = loop.call_at(loop.time() + max(0.0, (at - _now()).total_seconds()), announce)
+            self._timers = {t for t in self._timers if t.when() > loop.time()} | {timer}
+            return
+        for number, (kind, group) in enumerate(by_target.items()):
+            try:
+                self._batch_targets[kind].launch_at(
+                    [item.started for item in group if item.started is not None],
+                    at,
+                    announce if number == 0 else _nothing,
+                )
+            except Exception:
+                log.exception("could not launch the runs due at %s", at.isoformat())
+
     def _announce_all(self, claimed: list[_Claimed]) -> None:
         for item in claimed:
             self._announce(item.record, item.tick, item.disabled)
 
     def _pass_sqlite(
-        self, conn: sqlite3.Connection, *, moment: datetime, now: datetime | None
+        self,
+        conn: sqlite3.Connection,
+        *,
+        moment: datetime,
+        now: datetime | None,
+        ahead: timedelta = timedelta(0),
     ) -> _Pass:
         """The writer transaction of `_run_due_sqlite` (runs on the loop, or on the writer's
-        thread while another connection holds the lock: it only plans and writes)."""
-        due = self.sql.due(conn, moment, SQLITE_BATCH)
+        thread while another connection holds the lock: it only plans and writes).
+
+        With `ahead`, ticks due up to that much later are claimed too (see
+        `SchedulerConfig.lookahead` and `_claim_sqlite`)."""
+        due = self.sql.due(conn, moment + ahead, SQLITE_BATCH)
         done = _Pass(len(due))
         batch: list[tuple[ScheduleRecord, BatchScheduleTarget]] = []
         for record in due:
             target = self._batch_targets.get(record.target)
             if target is None:
-                done.others.append(record)
+                assert record.next_run is not None
+                if record.next_run <= moment:  # other targets are only fired on time
+                    done.others.append(record)
             else:
                 batch.append((record, target))
         conn.execute("SAVEPOINT scheduler_pass")
@@ -461,8 +525,19 @@ class Scheduler:
         insert_runs: bool,
     ) -> _Claimed | None:
         """`_handle` for one schedule inside the pass's transaction (runs are inserted by the
-        caller, all at once, unless `insert_runs`)."""
+        caller, all at once, unless `insert_runs`).
+
+        A tick not yet due (within the lookahead) is claimed now only if nothing can change
+        its outcome by its time: trigger, active hours, misfire and maxRuns depend on the tick
+        alone, and overlap is settled when the previous execution has already finished (a
+        finished execution never runs again). One whose previous execution still runs is left
+        for its time. A tick claimed early is planned and recorded as of its own time.
+        """
         assert record.next_run is not None
+        if record.next_run > now:
+            if record.overlap == "skip" and target.busy_sqlite(conn, record):
+                return None
+            now = record.next_run
         tick = self._plan(record, now)
         skip_reason: str | None = None
         if tick.fire_at is not None:
@@ -752,3 +827,7 @@ class Scheduler:
                     self.sql.prune(conn, schedule_id, cutoff, keep)
 
             await writer.run(prune)
+
+
+def _nothing() -> None:
+    return None

@@ -13,7 +13,7 @@ the writer's plain `sqlite3` connection). Targets without it are fired one by on
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -62,6 +62,9 @@ class BatchScheduleTarget(ScheduleTarget, Protocol):
 
     def busy_sqlite(self, conn: sqlite3.Connection, schedule: ScheduleRecord) -> bool:
         """`busy`, read inside the writer transaction that claims the tick."""
+
+    def launch_at(self, started: Sequence[Started], at: datetime, then: Callable[[], None]) -> None:
+        """`launch` them all at `at` (ticks claimed just ahead of their time), then `then`."""
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,18 @@ class WorkflowTarget:
         self.executions.create_sqlite(conn, new.record, new.pin)
 
     def launch(self, started: Started) -> None:
+        self.engine.launch(self._committed(started))
+
+    def launch_at(self, started: Sequence[Started], at: datetime, then: Callable[[], None]) -> None:
+        self.engine.launch_at([self._committed(s) for s in started], at, then)
+
+    def _committed(self, started: Started) -> ExecutionRecord:
         handle = started.handle
         if isinstance(handle, _NewExecution):
             self.executions.remember_pinned(handle.pin)
             handle = handle.record
         assert isinstance(handle, ExecutionRecord)
-        self.engine.launch(handle)
+        return handle
 
     async def busy(self, schedule: ScheduleRecord) -> bool:
         if schedule.last_execution_id is None:

@@ -115,6 +115,8 @@ class WorkflowEngine:
         self.approvals = ApprovalRepository()
         self.expressions = Expressions()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: Committed executions waiting for their tick (`launch(at=...)`).
+        self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self._cancel_wanted: set[str] = set()
         self._definitions: dict[tuple[str, str], WorkflowDef] = {}
         #: What a runner knows after its own last commit, so a step needs no read-back.
@@ -134,6 +136,9 @@ class WorkflowEngine:
     async def stop(self) -> None:
         """Stop runners without finishing their executions: they resume on the next start."""
         self._stopping = True
+        for handle in set(self._scheduled.values()):
+            handle.cancel()  # committed as running: the next start resumes them
+        self._scheduled.clear()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -167,7 +172,7 @@ class WorkflowEngine:
         )
         condition = sa.true() if self.config.exclusive else owner_gone
         for execution_id in await self.executions.ids_where(ex.status == RUNNING, condition):
-            if execution_id in self._tasks:
+            if execution_id in self._tasks or execution_id in self._scheduled:
                 continue
             claimed = (
                 await self.executions.claim_running(
@@ -316,6 +321,35 @@ class WorkflowEngine:
         self._definitions[(workflow_id, loaded.content_hash)] = definition
         pin = PinnedSource(workflow_id, loaded.content_hash, loaded.source, str(loaded.path))
         return record, pin
+
+    def launch_at(
+        self,
+        records: Sequence[ExecutionRecord],
+        at: datetime,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Start committed executions at `at`, then call `then` (on the loop).
+
+        The scheduler commits a tick's executions a moment before the tick, so that the tick
+        itself only has to start them. Until then the recovery pass leaves them alone; if the
+        gateway stops first, the next start resumes them like any running execution. One
+        timer for the lot, and `then` (the scheduler's announcements) queued behind the
+        runners' first steps, so that a thousand executions of one tick start together.
+        """
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (at - _now()).total_seconds())
+        handle = loop.call_at(loop.time() + delay, self._launch_scheduled, records, then)
+        for record in records:
+            self._scheduled[record.id] = handle
+
+    def _launch_scheduled(
+        self, records: Sequence[ExecutionRecord], then: Callable[[], None] | None
+    ) -> None:
+        for record in records:
+            if self._scheduled.pop(record.id, None) is not None:
+                self.launch(record)
+        if then is not None:
+            asyncio.get_running_loop().call_soon(then)
 
     def launch(self, record: ExecutionRecord) -> None:
         """Announce and start a committed execution."""
