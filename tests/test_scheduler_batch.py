@@ -307,3 +307,39 @@ async def test_housekeeping_prunes_the_history_of_schedules_that_fired(
                 due[schedule_id] + 3 * HOUR,
             ]
             assert {r.status for r in kept} == {"ok"}
+
+
+async def test_ticks_claimed_ahead_start_at_their_time_not_before(gw: RunningGateway) -> None:
+    """The live loop claims decided ticks a moment early (on SQLite); each execution must
+    still start at or after its tick, once, and its run say it fired at its tick."""
+    from tests.support.workflows import execution
+
+    client = await gw.client()
+    ids = [
+        await create(client, name=f"live{i}", every="1s", workflow_id="noop", max_runs=3)
+        for i in range(30)
+    ]
+    history = {
+        schedule_id: await wait_runs_ok(client, schedule_id, 3, timeout_s=30) for schedule_id in ids
+    }
+    for schedule_id, done in history.items():
+        assert [r.status for r in done] == ["ok", "ok", "ok"], schedule_id
+        ticks = [r.scheduled_for for r in done]
+        assert len(set(ticks)) == 3
+        for run in done:
+            assert run.execution_id is not None
+            result = await execution(client, run.execution_id)
+            (step,) = result.execution.steps
+            assert step.started_at >= run.scheduled_for
+            assert run.fired_at >= run.scheduled_for
+
+
+async def wait_runs_ok(
+    client: GatewayClient, schedule_id: str, count: int, timeout_s: float
+) -> list[ScheduleRunInfo]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            done = await runs(client, schedule_id)
+            if len(done) >= count and all(r.status == "ok" for r in done):
+                return done
+            await asyncio.sleep(0.1)
