@@ -20,9 +20,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import sqlite3
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from hearth.events import DomainEvent, EventBus
+from hearth.ids import time_ordered_id
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.planning import TickPlan, plan
 from hearth.scheduling.service import CHANGED_TOPIC, trigger_of
@@ -86,20 +85,6 @@ def _scheduled_result(event: DomainEvent) -> bool:
     return data.get("status") in FINAL and data.get("triggeredBy", "cron") == "cron"
 
 
-def _run_id() -> str:
-    """A UUID in the version 7 layout: Unix milliseconds first, then 74 random bits.
-
-    Runs are inserted a thousand a second. Ids that grow with time land at the end of the
-    primary key's index, instead of dirtying a thousand random pages per commit (which is most
-    of what a SQLite commit writes at that rate, and PostgreSQL's index is no different).
-    """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
 def _run(
     record: ScheduleRecord,
     at: datetime,
@@ -108,7 +93,9 @@ def _run(
     reason: str | None,
     execution_id: str | None,
 ) -> ScheduleRunRecord:
-    return ScheduleRunRecord(_run_id(), record.id, at, now, status, reason, execution_id, None)
+    return ScheduleRunRecord(
+        time_ordered_id(), record.id, at, now, status, reason, execution_id, None
+    )
 
 
 @dataclass
@@ -289,7 +276,7 @@ class Scheduler:
         if tick.missed_count and tick.missed_first is not None:
             runs.append(
                 ScheduleRunRecord(
-                    id=_run_id(),
+                    id=time_ordered_id(),
                     schedule_id=record.id,
                     scheduled_for=tick.missed_first,
                     fired_at=now,
@@ -644,7 +631,7 @@ class Scheduler:
         target = self.targets[record.target]
         now = _now()
         run = ScheduleRunRecord(
-            id=_run_id(),
+            id=time_ordered_id(),
             schedule_id=record.id,
             scheduled_for=now,
             fired_at=now,

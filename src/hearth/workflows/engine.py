@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.events import DomainEvent, EventBus
+from hearth.ids import time_ordered_id
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
@@ -297,7 +298,7 @@ class WorkflowEngine:
         assert definition is not None
         now = _now()
         record = ExecutionRecord(
-            id=str(uuid.uuid4()),
+            id=time_ordered_id(),
             workflow_id=workflow_id,
             content_hash=loaded.content_hash,
             status=RUNNING,
