@@ -1,5 +1,6 @@
-"""The SQLite writer: group commit, ordering, failure isolation, lock waits off the loop, and
-`Prepared` statements that store rows exactly as the async engine does.
+"""The SQLite writer: group commit, ordering, failure isolation, lock waits off the loop, WAL
+checkpoints off the loop, and `Prepared` statements that store rows exactly as the async engine
+does.
 
 Everything runs against real SQLite files; rows are checked through separate connections so a
 write only counts once it is committed where other readers can see it.
@@ -8,6 +9,9 @@ write only counts once it is committed where other readers can see it.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,7 +32,15 @@ CREATE TABLE items (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 CREATE TABLE log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL);
 """
 THREAD_PREFIX = "hearth-sqlite-writer"
+CHECKPOINT_THREAD_PREFIX = "hearth-sqlite-checkpoint"
 MODES = ["NORMAL", "FULL"]
+#: A small checkpoint threshold, so that a few hundred kilobytes of writes cross it.
+PAGES = 16
+PAGE_SIZE = 4096
+#: The WAL's size once it holds `PAGES` frames: past it, a checkpoint is due.
+WAL_LIMIT = 32 + PAGES * (PAGE_SIZE + 24)
+#: A row filling about half a page: ~50 of them span more than `PAGES` pages.
+PAYLOAD = "x" * 2000
 
 Write = Callable[[sqlite3.Connection], Any]
 
@@ -69,6 +81,26 @@ def append(tag: str, seen: list[tuple[str, int]] | None = None) -> Write:
 
 def tags(path: str) -> list[str]:
     return [tag for (tag,) in read(path, "SELECT tag FROM log ORDER BY seq")]
+
+
+def big(i: int, seen: list[tuple[str, int]] | None = None) -> Write:
+    """A log row of about half a page, tagged so that order and loss show."""
+    return append(f"{i:05}{PAYLOAD}", seen)
+
+
+def wal_size(path: str) -> int:
+    return os.path.getsize(path + "-wal")
+
+
+def our_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("hearth-sqlite")]
+
+
+async def checkpointed(writer: SqliteWriter, count: int) -> None:
+    """Wait (with a guard against hanging, not a time limit) for background checkpoints."""
+    async with asyncio.timeout(10):
+        while writer.checkpoints < count:
+            await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -324,7 +356,177 @@ async def test_synchronous_mode_sets_the_pragma_and_where_commits_run(
     assert {timeout for _, timeout in seen} == {busy_timeout}
 
 
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("synchronous", MODES)
+async def test_the_writer_never_checkpoints_inside_its_commits(
+    path: str, other: sqlite3.Connection, synchronous: str
+) -> None:
+    """An automatic checkpoint runs inside the commit that crosses `wal_autocheckpoint` pages:
+    on the loop thread that is tens of milliseconds of copying and fsync. Other connections
+    (the async engine's) keep SQLite's default; they commit on their own threads."""
+    # Our own checkpoints far away, so that only SQLite's automatic one could move pages.
+    writer = SqliteWriter(
+        path, synchronous=synchronous, busy_timeout_ms=5000, checkpoint_pages=100_000
+    )
+    database_size = os.path.getsize(path)
+    try:
+        level = await writer.run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone())
+        # One commit of well over SQLite's default 1000 pages.
+        await asyncio.gather(*(writer.submit(big(i)) for i in range(2500)))
+        size_after_commit = os.path.getsize(path)
+    finally:
+        await writer.close()
+
+    assert level == (0,)
+    assert other.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    assert size_after_commit == database_size  # every page still only in the WAL
+    assert writer.checkpoints == 0
+
+
+@pytest.mark.parametrize("synchronous", MODES)
+async def test_a_checkpoint_runs_once_enough_was_written(path: str, synchronous: str) -> None:
+    """The pages reach the database file without any other connection checkpointing, and the
+    WAL starts over instead of growing."""
+    writer = SqliteWriter(
+        path, synchronous=synchronous, busy_timeout_ms=5000, checkpoint_pages=PAGES
+    )
+    database_size = os.path.getsize(path)
+    try:
+        # One group commit of ~50 pages, past the threshold.
+        await asyncio.gather(*(writer.submit(big(i)) for i in range(100)))
+        wal_before = wal_size(path)
+        await checkpointed(writer, 1)
+        database_after = os.path.getsize(path)
+        await writer.run(big(100))
+        wal_after = wal_size(path)
+    finally:
+        await writer.close()
+
+    assert wal_before > WAL_LIMIT
+    assert database_after >= database_size + PAGES * PAGE_SIZE
+    # The commit after a complete checkpoint restarted the WAL and cut it back to the limit.
+    assert wal_after <= WAL_LIMIT
+    assert writer.checkpoints == 1
+    assert read(path, "SELECT count(*) FROM log") == [(101,)]
+
+
+@pytest.mark.parametrize("synchronous", MODES)
+async def test_the_wal_starts_over_though_writes_never_pause(path: str, synchronous: str) -> None:
+    """SQLite only starts the WAL over if it was entirely copied when a write begins; with
+    writes always arriving during the background rounds that never happens by itself, and the
+    WAL would grow for as long as the gateway runs."""
+    writer = SqliteWriter(
+        path, synchronous=synchronous, busy_timeout_ms=5000, checkpoint_pages=PAGES
+    )
+    sizes: list[int] = []
+    try:
+        async with asyncio.timeout(30):  # against hanging only
+            while writer.checkpoints < 3:
+                await writer.run(big(len(sizes)))
+                sizes.append(wal_size(path))
+    finally:
+        await writer.close()
+
+    # The file was cut back to the limit when the WAL restarted, while writes went on.
+    assert any(later < earlier for earlier, later in itertools.pairwise(sizes))
+    assert [tag[:5] for tag in tags(path)] == [f"{i:05}" for i in range(len(sizes))]
+
+
+async def test_the_commit_that_restarts_the_wal_runs_on_the_thread(path: str) -> None:
+    """Restarting the WAL syncs its header, even in NORMAL: that one commit leaves the loop."""
+    writer = SqliteWriter(path, synchronous="NORMAL", busy_timeout_ms=5000, checkpoint_pages=PAGES)
+    seen: list[tuple[str, int]] = []
+    try:
+        await asyncio.gather(*(writer.submit(big(i)) for i in range(100)))
+        await checkpointed(writer, 1)
+        await writer.run(append("restarts", seen))
+        await writer.run(append("inline again", seen))
+    finally:
+        await writer.close()
+
+    assert seen[0][0].startswith(THREAD_PREFIX)
+    assert seen[1][0] == threading.current_thread().name
+    assert tags(path)[-2:] == ["restarts", "inline again"]
+
+
+@pytest.mark.parametrize("synchronous", MODES)
+async def test_writes_go_on_while_a_checkpoint_is_under_way(path: str, synchronous: str) -> None:
+    """Copying the WAL must never hold up writes (in FULL it must not take the writer's
+    thread), and however often the threshold is crossed meanwhile, only one checkpoint is in
+    flight."""
+    writer = SqliteWriter(
+        path, synchronous=synchronous, busy_timeout_ms=5000, checkpoint_pages=PAGES
+    )
+    # Keep the checkpoint thread busy, so that the due checkpoint stays under way.
+    gate = threading.Event()
+    writer._checkpoint_thread().submit(gate.wait, 10)
+    try:
+        for round_ in range(5):
+            await asyncio.gather(*(writer.submit(big(round_ * 100 + i)) for i in range(100)))
+        checkpoints_meanwhile = writer.checkpoints
+        threads_meanwhile = our_threads()
+        gate.set()
+        await checkpointed(writer, 1)
+        # Nothing new was due after the one in flight: a later write finds none running.
+        await writer.run(append("after"))
+    finally:
+        gate.set()
+        await writer.close()
+
+    assert checkpoints_meanwhile == 0
+    assert [n for n in threads_meanwhile if n.startswith(CHECKPOINT_THREAD_PREFIX)] != []
+    assert writer.checkpoints == 1
+    assert len(tags(path)) == 501
+
+
 # -- close ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("synchronous", MODES)
+async def test_close_checkpoints_and_stops_its_threads(
+    path: str, other: sqlite3.Connection, synchronous: str
+) -> None:
+    """Shutdown leaves the database file complete and no thread of ours behind."""
+    # Another connection stays open (as the engine's does), so SQLite's own checkpoint on
+    # closing the last connection does not happen: only the writer's can empty the WAL.
+    assert other.execute("SELECT count(*) FROM log").fetchone() == (0,)
+    writer = SqliteWriter(path, synchronous=synchronous, busy_timeout_ms=5000)
+    await asyncio.gather(*(writer.submit(append(f"t{i}")) for i in range(20)))
+    wal_before = wal_size(path)
+    threads_before = our_threads()
+
+    await asyncio.wait_for(writer.close(), 5)
+
+    assert wal_before > 0
+    assert writer.checkpoints == 0  # far below the threshold: only the closing one ran
+    assert wal_size(path) == 0  # TRUNCATE: every frame is in the database file
+    assert our_threads() == []
+    assert bool(threads_before) == (synchronous == "FULL")  # the writer's thread, in FULL
+    assert other.execute("SELECT count(*) FROM log").fetchone() == (20,)
+
+
+async def test_close_does_not_wait_long_for_a_locked_database(
+    path: str, other: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A closing checkpoint that cannot finish (another connection writing) is left undone,
+    after a short wait, not the writer's long busy timeout."""
+    writer = SqliteWriter(path, synchronous="NORMAL", busy_timeout_ms=60_000)
+    await writer.run(append("a"))
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO log (tag) VALUES ('other')")
+
+    with caplog.at_level(logging.DEBUG, logger="hearth.store.sqlite_writer"):
+        await asyncio.wait_for(writer.close(), 10)
+    other.execute("COMMIT")
+
+    assert our_threads() == []
+    assert wal_size(path) > 0
+    records = [r for r in caplog.records if r.name == "hearth.store.sqlite_writer"]
+    assert [r.levelno for r in records] == [logging.DEBUG]
+    assert "incomplete" in records[0].getMessage()
+    assert tags(path) == ["a", "other"]
 
 
 @pytest.mark.parametrize("synchronous", MODES)

@@ -22,12 +22,27 @@ thousand runners that are ready together share one commit.
 A write function receives the connection inside an open transaction and must not commit. If
 one write in a batch raises, the batch is rolled back and every write is retried on its own
 (on the thread), so one bad write fails alone.
+
+Checkpoints never run on the loop. SQLite's automatic checkpoint runs inside whichever commit
+crosses `wal_autocheckpoint` pages, copying them into the database file and fsyncing it even in
+NORMAL: on this connection that would stall the loop for tens of milliseconds. So the writer's
+connection has it off, and once about as many pages were appended to the WAL (a `stat` of the
+file, every few dozen writes) PASSIVE checkpoints run on a connection and thread of their own,
+never the writer's thread, where blocked batches wait. Writes go on meanwhile, which means the
+WAL is never entirely copied when the next write begins, and SQLite only starts the WAL over
+from its beginning when it is: it would grow for as long as writes never pause. So once the
+rounds have caught up to a small remainder (or after a few rounds), the last round runs with
+this writer's batches held back (the loop goes on; only those writes wait, for about one
+fsync). The commit that then restarts the WAL syncs its header, so it goes to the writer's
+thread even in NORMAL. `close` ends with a TRUNCATE checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +61,24 @@ _Pending = tuple[Write, "asyncio.Future[Any]"]
 _DIALECT = sqlite_dialect.dialect()
 #: Modes whose commit is not an fsync: cheap enough to run on the event loop.
 _INLINE_MODES = frozenset({"OFF", "NORMAL"})
+#: SQLite's own `wal_autocheckpoint` default: about 4 MB of WAL at the default page size.
+DEFAULT_CHECKPOINT_PAGES = 1000
+#: Writes between two looks at the WAL's size: a `stat` per commit would be wasted at 1000
+#: commits a second, while a few dozen small writes add only some dozens of pages.
+_WAL_CHECK_WRITES = 32
+#: Background PASSIVE rounds before the last one, which holds writes back. They stop early once
+#: a round found at most `_CATCH_UP_FRAMES` new frames: about as few arrive while it runs, and
+#: that little is what the last round copies while writes wait.
+_CATCH_UP_ROUNDS = 4
+_CATCH_UP_FRAMES = 100
+#: SQLite's WAL layout: a file header, then one header per frame (page).
+_WAL_HEADER_BYTES = 32
+_WAL_FRAME_HEADER_BYTES = 24
+#: The closing checkpoint may wait this long for a lock; a busy database must not hang
+#: shutdown, and whatever stays in the WAL is checkpointed by the next connection anyway.
+_CLOSING_BUSY_TIMEOUT_MS = 250
+#: (busy, frames in the WAL, frames copied into the database), as `wal_checkpoint` reports.
+_CheckpointResult = tuple[int, int, int]
 
 
 class _Busy(Exception):
@@ -104,10 +137,18 @@ class Prepared:
 class SqliteWriter:
     """One writing connection to a SQLite file, with group commit (see the module docstring)."""
 
-    def __init__(self, path: str, *, synchronous: str, busy_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str,
+        busy_timeout_ms: int,
+        checkpoint_pages: int = DEFAULT_CHECKPOINT_PAGES,
+    ) -> None:
         self.path = path
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
+        self.checkpoint_pages = checkpoint_pages
         self._inline = self.synchronous in _INLINE_MODES
         self._conn: sqlite3.Connection | None = None
         self._busy_timeout_set: int | None = None
@@ -120,6 +161,24 @@ class SqliteWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0  # commits made; with `writes` this shows how much grouping happened
         self.writes = 0
+        self.checkpoints = 0  # background checkpoints that copied the whole WAL
+        self._wal_path = path + "-wal"
+        #: The WAL's size past which a checkpoint is due; known once connected (page size).
+        self._wal_limit: int | None = None
+        self._wal_check_at = _WAL_CHECK_WRITES  # `writes` at which to look at the WAL again
+        #: The WAL's size when the last checkpoint started, 0 once it completed or the WAL
+        #: restarted: while readers keep checkpoints from completing, the next one waits for
+        #: as many new pages.
+        self._wal_base = 0
+        #: A checkpoint completed: the next commit restarts the WAL, which syncs its header.
+        self._wal_restart_due = False
+        self._checkpointing: asyncio.Task[None] | None = None
+        #: New batches wait: the last round of a checkpoint is running, or waits (`_held`) for
+        #: the batch on the writer's thread to finish.
+        self._holding = False
+        self._held: asyncio.Future[None] | None = None
+        self._checkpoint_executor: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -131,7 +190,7 @@ class SqliteWriter:
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((write, future))
         self._idle.clear()
-        if not self._flush_scheduled and not self._in_thread:
+        if not self._flush_scheduled and not self._in_thread and not self._holding:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return future
@@ -140,11 +199,29 @@ class SqliteWriter:
         return await self.submit(write)
 
     async def close(self) -> None:
-        """Let queued writes commit, then close the connection and the thread."""
+        """Let queued writes commit, checkpoint, then close the connections and the threads.
+
+        The closing checkpoint runs before the writer's connection closes: were that the last
+        connection, SQLite would checkpoint inside its close, on the loop.
+        """
         await self._idle.wait()
+        while (cycle := self._checkpointing) is not None and not cycle.done():
+            await asyncio.wait([cycle])
+            await self._idle.wait()
+        loop = asyncio.get_running_loop()
         if self._conn is not None:
+            await loop.run_in_executor(
+                self._checkpoint_thread(),
+                self._checkpoint,
+                "TRUNCATE",
+                min(self.busy_timeout_ms, _CLOSING_BUSY_TIMEOUT_MS),
+            )
             self._conn.close()
             self._conn = None
+        if self._checkpoint_executor is not None:
+            await loop.run_in_executor(self._checkpoint_executor, self._close_checkpoint_conn)
+            self._checkpoint_executor.shutdown(wait=True)
+            self._checkpoint_executor = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -153,11 +230,15 @@ class SqliteWriter:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._holding:
+            return  # `_release` flushes
         batch, self._pending = self._pending, []
         if not batch:
             self._idle.set()
             return
-        if self._inline:
+        inline = self._inline and not self._wal_restart_due
+        self._wal_restart_due = False
+        if inline:
             try:
                 outcomes = self._commit(batch, wait=False)
             except _Busy:
@@ -191,13 +272,153 @@ class SqliteWriter:
         self._after_batch()
 
     def _after_batch(self) -> None:
+        if self.writes >= self._wal_check_at:
+            self._check_wal()
+        if self._held is not None and not self._in_thread:
+            held, self._held = self._held, None
+            held.set_result(None)
+        self._flush_or_idle()
+
+    def _flush_or_idle(self) -> None:
         if self._pending:
-            if not self._flush_scheduled:
+            if not self._flush_scheduled and not self._holding:
                 self._flush_scheduled = True
                 assert self._loop is not None
                 self._loop.call_soon(self._flush)
         elif not self._in_thread:
             self._idle.set()
+
+    # -- checkpoints (their own connection, on their own thread) ------------------------------
+
+    def _check_wal(self) -> None:
+        """Start a checkpoint once enough was appended to the WAL since the last one.
+
+        The writer's connection truncates the WAL back to `_wal_limit` when it restarts it (its
+        `journal_size_limit`), so the file only grows past that limit once as many pages were
+        appended since the restart: the file's size is the whole measurement.
+        """
+        self._wal_check_at = self.writes + _WAL_CHECK_WRITES
+        limit = self._wal_limit
+        if self._checkpointing is not None or limit is None:
+            return
+        try:
+            size = os.stat(self._wal_path).st_size
+        except OSError:  # no WAL (yet, or any more): nothing to checkpoint
+            return
+        if size <= limit:
+            self._wal_base = 0
+            return
+        if self._wal_base and size - self._wal_base < limit - _WAL_HEADER_BYTES:
+            return
+        self._wal_base = size
+        assert self._loop is not None
+        cycle = self._loop.create_task(self._checkpoint_cycle())
+        cycle.add_done_callback(self._checkpoint_cycle_done)
+        self._checkpointing = cycle
+
+    async def _checkpoint_cycle(self) -> None:
+        """PASSIVE rounds off the loop until the WAL is copied up to a small remainder, then a
+        last round with batches held, after which the next commit can restart the WAL."""
+        previous: int | None = None
+        for _ in range(_CATCH_UP_ROUNDS):
+            result = await self._checkpoint_round()
+            if result is None:
+                return  # busy, or readers still need older pages: retry when due again
+            frames = result[1]
+            if previous is not None and frames < previous:
+                self._wal_base = 0  # the WAL restarted in a pause between writes
+                return
+            if previous is not None and frames - previous <= _CATCH_UP_FRAMES:
+                break
+            previous = frames
+        await self._hold()
+        try:
+            if await self._checkpoint_round() is not None:
+                self._wal_base = 0
+                self.checkpoints += 1
+        finally:
+            self._release()
+
+    async def _checkpoint_round(self) -> _CheckpointResult | None:
+        """One PASSIVE checkpoint on its thread; the result if it copied the whole WAL."""
+        assert self._loop is not None
+        result = await self._loop.run_in_executor(
+            self._checkpoint_thread(), self._checkpoint, "PASSIVE", 0
+        )
+        if result is None:
+            return None
+        busy, frames, copied = result
+        if busy or copied != frames:
+            return None
+        if frames > 0:
+            self._wal_restart_due = self._inline
+        return result
+
+    async def _hold(self) -> None:
+        self._holding = True
+        if self._in_thread:
+            assert self._loop is not None
+            self._held = self._loop.create_future()
+            await self._held
+
+    def _release(self) -> None:
+        self._holding = False
+        if self._held is not None:  # cancelled while waiting for the thread
+            self._held.cancel()
+            self._held = None
+        self._flush_or_idle()
+
+    def _checkpoint_cycle_done(self, cycle: asyncio.Task[None]) -> None:
+        self._checkpointing = None
+        if cycle.cancelled():
+            return
+        error = cycle.exception()
+        if error is not None:
+            log.warning("WAL checkpoint of %s failed: %r", self.path, error)
+
+    def _checkpoint_thread(self) -> ThreadPoolExecutor:
+        if self._checkpoint_executor is None:
+            self._checkpoint_executor = ThreadPoolExecutor(
+                1, thread_name_prefix="hearth-sqlite-checkpoint"
+            )
+        return self._checkpoint_executor
+
+    def _checkpoint(self, mode: str, busy_timeout_ms: int) -> _CheckpointResult | None:
+        """Runs on the checkpoint thread; never raises, a failed checkpoint is retried when the
+        next one is due."""
+        try:
+            conn = self._checkpoint_conn
+            if conn is None:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=0
+                )
+                self._checkpoint_conn = conn
+                # The checkpoint's syncs follow this connection's setting, not the writer's.
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            busy, frames, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                log.debug("WAL checkpoint (%s) skipped, database busy: %s", mode, exc)
+                return None
+            log.warning("WAL checkpoint (%s) of %s failed: %s", mode, self.path, exc)
+            self._close_checkpoint_conn()
+            return None
+        except Exception as exc:
+            log.warning("WAL checkpoint (%s) of %s failed: %r", mode, self.path, exc)
+            self._close_checkpoint_conn()
+            return None
+        if busy:
+            log.debug(
+                "WAL checkpoint (%s) incomplete: %s of %s frames copied", mode, copied, frames
+            )
+        return int(busy), int(frames), int(copied)
+
+    def _close_checkpoint_conn(self) -> None:
+        conn, self._checkpoint_conn = self._checkpoint_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     @staticmethod
     def _deliver(batch: list[_Pending], outcomes: list[Any]) -> None:
@@ -222,6 +443,13 @@ class SqliteWriter:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
+                # Checkpoints happen on their own thread (`_check_wal`), never in a commit here.
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                wal_limit = _WAL_HEADER_BYTES + self.checkpoint_pages * (
+                    page_size + _WAL_FRAME_HEADER_BYTES
+                )
+                conn.execute(f"PRAGMA journal_size_limit={wal_limit}")
             except sqlite3.OperationalError as exc:
                 conn.close()
                 if busy_timeout_ms == 0 and _is_busy(exc):
@@ -229,6 +457,7 @@ class SqliteWriter:
                 raise
             self._conn = conn
             self._busy_timeout_set = busy_timeout_ms
+            self._wal_limit = wal_limit
         if self._busy_timeout_set != busy_timeout_ms:
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             self._busy_timeout_set = busy_timeout_ms
