@@ -151,7 +151,6 @@ class ChatService:
         self._background: list[asyncio.Task[None]] = []
         self._schemas: dict[str, dict[str, Any]] = {}
         #: New sessions whose row is being written while their first reply already streams.
-        self._creating: dict[str, asyncio.Future[None]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -234,9 +233,6 @@ class ChatService:
         """Validate, claim the session and start streaming; raises before anything streams."""
         session: SessionRecord | None = None
         if session_id is not None:
-            pending = self._creating.get(session_id)
-            if pending is not None:  # created a moment ago; its row is still being written
-                await asyncio.shield(pending)
             session = await self.repo.get(session_id)
             if session is None:
                 raise SessionNotFoundError(
@@ -261,12 +257,11 @@ class ChatService:
                 created_at=now,
                 updated_at=now,
             )
-            # Written while the model request already runs: the row is needed only when the
-            # reply is stored, and the first token should not wait for a commit.
+            # Committed before the client hears of the session: a crash right after the reply
+            # must not lose a session the client was told about. (On SQLite this is one
+            # group-committed write on the loop, well under a millisecond.)
             writing = asyncio.ensure_future(self.repo.create(session))
-            for key in (session.id, session.session_key):
-                self._creating[key] = writing
-            writing.add_done_callback(self._forget_creating)
+            await asyncio.shield(writing)
             saved: asyncio.Future[None] | None = writing
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
@@ -285,10 +280,6 @@ class ChatService:
         )
         self._streams[request_id] = (task, session.id)
         return Started(request_id, session, resolved.name, created)
-
-    def _forget_creating(self, done: asyncio.Future[None]) -> None:
-        for key in [k for k, future in self._creating.items() if future is done]:
-            del self._creating[key]
 
     async def cancel(self, request_id: str) -> bool:
         stream = self._streams.get(request_id)
@@ -317,7 +308,8 @@ class ChatService:
         *,
         saved: asyncio.Future[None] | None = None,
     ) -> None:
-        """Run one reply. `saved` is the pending insert of a brand-new session (no history)."""
+        """Run one reply. `saved` is the (committed) insert of a brand-new session: no history
+        to read."""
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
         usage = RunUsage()
         status = "completed"

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 
 from hearth.store.database import Database
 from hearth.store.records import SessionRecord
+from hearth.store.sqlite_writer import Prepared
 from hearth.store.tables import chat_messages, chat_sessions, chat_usage
 
 cs = chat_sessions.c
+_INSERT_SESSION = Prepared(chat_sessions.insert())
 cm = chat_messages.c
 cu = chat_usage.c
 
@@ -26,6 +28,12 @@ class ChatRepository:
         self.db = db
 
     async def create(self, record: SessionRecord) -> None:
+        """Committed before the session is announced; on SQLite through the fast writer, so
+        a new chat's first token is not held up by it."""
+        if self.db.writer is not None:
+            values = record.__dict__
+            await self.db.writer.run(lambda conn: _INSERT_SESSION.execute(conn, values))
+            return
         async with self.db.begin() as conn:
             await conn.execute(chat_sessions.insert().values(**record.__dict__))
 
