@@ -257,12 +257,11 @@ class ChatService:
                 created_at=now,
                 updated_at=now,
             )
-            # Committed before the client hears of the session: a crash right after the reply
-            # must not lose a session the client was told about. (On SQLite this is one
-            # group-committed write on the loop, well under a millisecond.)
-            writing = asyncio.ensure_future(self.repo.create(session))
-            await asyncio.shield(writing)
-            saved: asyncio.Future[None] | None = writing
+            # Written while the model request already runs (the first token should not wait
+            # for a commit), but committed before the client hears of the session: the reply
+            # below and the first delta (see `_stream`) both wait for it, so a crash right
+            # after the reply cannot lose a session the client was told about.
+            saved: asyncio.Future[None] | None = asyncio.ensure_future(self.repo.create(session))
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
@@ -270,15 +269,21 @@ class ChatService:
             )
         else:
             saved = None
-        if created:
-            self._publish(
-                "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
-            )
         task = asyncio.create_task(
             self._stream(request_id, session, resolved, content, saved=saved),
             name=f"chat-{request_id}",
         )
         self._streams[request_id] = (task, session.id)
+        if saved is not None:
+            try:
+                await asyncio.shield(saved)
+            except BaseException:
+                task.cancel()  # the session was never stored: nothing may stream for it
+                raise
+        if created:
+            self._publish(
+                "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
+            )
         return Started(request_id, session, resolved.name, created)
 
     async def cancel(self, request_id: str) -> bool:
@@ -308,8 +313,7 @@ class ChatService:
         *,
         saved: asyncio.Future[None] | None = None,
     ) -> None:
-        """Run one reply. `saved` is the (committed) insert of a brand-new session: no history
-        to read."""
+        """Run one reply. `saved` is the pending insert of a brand-new session (no history)."""
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
         usage = RunUsage()
         status = "completed"
@@ -330,6 +334,10 @@ class ChatService:
                 nonlocal usage
                 usage = ctx.usage
                 async for event in events:
+                    if saved is not None and not saved.done():
+                        # No delta before the session is committed (and so before the
+                        # chat.stream.start reply that names it).
+                        await asyncio.shield(saved)
                     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
                         deltas.add(event.part.content)
                     elif isinstance(event, PartDeltaEvent) and isinstance(
