@@ -236,18 +236,26 @@ class Scheduler:
             due = await self.repo.due(moment, BATCH)
             if not due:
                 return claimed
-            progress = 0
-            for record in due:
-                try:
-                    # The real clock per schedule: a long pass must neither plan nor stamp
-                    # later ticks with the time it started.
-                    if await self._handle(record, now or _now()):
-                        claimed += 1
-                    progress += 1
-                except Exception:
-                    self._could_not_handle(record)
+            fired, progress = await self._handle_each(due, now)
+            claimed += fired
             if len(due) < BATCH or progress == 0 or now is not None:
                 return claimed
+
+    async def _handle_each(
+        self, records: list[ScheduleRecord], now: datetime | None
+    ) -> tuple[int, int]:
+        """`_handle` one by one: (ticks claimed, schedules handled without an error)."""
+        claimed = handled = 0
+        for record in records:
+            try:
+                # The real clock per schedule: a long pass must neither plan nor stamp later
+                # ticks with the time it started.
+                if await self._handle(record, now or _now()):
+                    claimed += 1
+                handled += 1
+            except Exception:
+                self._could_not_handle(record)
+        return claimed, handled
 
     def _plan(self, record: ScheduleRecord, now: datetime) -> TickPlan:
         assert record.next_run is not None
@@ -406,14 +414,9 @@ class Scheduler:
                 loop.call_soon(self._announce_all, current)
             for at, items in later.items():
                 self._launch_later(at, items)
-            progress = len(done.claimed)
-            for record in done.others:
-                try:
-                    if await self._handle(record, now or _now()):
-                        claimed += 1
-                    progress += 1
-                except Exception:
-                    self._could_not_handle(record)
+            fired, handled = await self._handle_each(done.others, now)
+            claimed += fired
+            progress = len(done.claimed) + handled
             if done.due < SQLITE_BATCH or progress == 0 or now is not None:
                 earliest = done.earliest
                 if done.others:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ExecutionRecord, StepRunRecord
-from hearth.store.sqlite_writer import Prepared
+from hearth.store.sqlite_writer import Prepared, PreparedUpdates
 from hearth.store.tables import step_runs, workflow_executions, workflows
 
 RUNNING = "running"
@@ -105,7 +105,13 @@ class ExecutionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pinned: set[tuple[str, str]] = set()
-        self._fenced: dict[tuple[str, ...], Prepared] = {}
+        #: `update_owned` for the SQLite writer.
+        self._fenced = PreparedUpdates(
+            workflow_executions,
+            ex.id == sa.bindparam("w_id"),
+            ex.owner_node == sa.bindparam("w_node"),
+            ex.status == RUNNING,
+        )
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -268,18 +274,7 @@ class ExecutionRepository:
                 if run is not None:
                     await self.append_step(conn, run)
                 return True
-        keys = tuple(values)
-        update = self._fenced.get(keys)
-        if update is None:
-            update = Prepared(
-                workflow_executions.update().where(
-                    ex.id == sa.bindparam("w_id"),
-                    ex.owner_node == sa.bindparam("w_node"),
-                    ex.status == RUNNING,
-                ),
-                column_keys=keys,
-            )
-            self._fenced[keys] = update
+        update = self._fenced.setting(values)
         params = {**values, "w_id": execution_id, "w_node": node}
 
         def write(conn: sqlite3.Connection) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
-from hearth.store.sqlite_writer import Prepared
+from hearth.store.sqlite_writer import Prepared, PreparedUpdates
 from hearth.store.tables import UtcDateTime, schedule_runs, schedules, workflow_executions
 
 sc = schedules.c
@@ -328,9 +328,16 @@ class SqliteSchedules:
     docstring); every method runs inside the caller's writer transaction and never commits."""
 
     def __init__(self) -> None:
-        self._updates: dict[tuple[str, ...], Prepared] = {}
-        self._claims: dict[tuple[str, ...], Prepared] = {}
-        self._run_updates: dict[tuple[str, ...], Prepared] = {}
+        self._updates = PreparedUpdates(schedules, sc.id == sa.bindparam("u_id"))
+        self._claims = PreparedUpdates(
+            schedules,
+            sc.id == sa.bindparam("c_id"),
+            sc.next_run == sa.bindparam("c_next"),
+            sc.enabled.is_(True),
+        )
+        self._run_updates = PreparedUpdates(
+            schedule_runs, rc.id == sa.bindparam("r_id"), rc.status == "running"
+        )
 
     def due(self, conn: sqlite3.Connection, now: datetime, limit: int) -> list[ScheduleRecord]:
         rows = _DUE.execute(conn, {"now": now, "limit": limit}).fetchall()
@@ -351,32 +358,14 @@ class SqliteSchedules:
         values: dict[str, Any],
     ) -> bool:
         """`ScheduleRepository.claim` on the writer: move `next_run` on from the tick seen."""
-        keys = tuple(values)
-        statement = self._claims.get(keys)
-        if statement is None:
-            statement = Prepared(
-                schedules.update().where(
-                    sc.id == sa.bindparam("c_id"),
-                    sc.next_run == sa.bindparam("c_next"),
-                    sc.enabled.is_(True),
-                ),
-                column_keys=keys,
-            )
-            self._claims[keys] = statement
+        statement = self._claims.setting(values)
         params = {**values, "c_id": schedule_id, "c_next": expected_next}
         return bool(statement.execute(conn, params).rowcount == 1)
 
     def update_schedule(
         self, conn: sqlite3.Connection, schedule_id: str, values: dict[str, Any]
     ) -> None:
-        keys = tuple(values)
-        statement = self._updates.get(keys)
-        if statement is None:
-            statement = Prepared(
-                schedules.update().where(sc.id == sa.bindparam("u_id")), column_keys=keys
-            )
-            self._updates[keys] = statement
-        statement.execute(conn, {**values, "u_id": schedule_id})
+        self._updates.setting(values).execute(conn, {**values, "u_id": schedule_id})
 
     def insert_runs(self, conn: sqlite3.Connection, runs: Sequence[ScheduleRunRecord]) -> None:
         if runs:
@@ -402,15 +391,10 @@ class SqliteSchedules:
         values: dict[str, Any] = {"status": status}
         if reason is not None:
             values["reason"] = f"manual: {reason}" if run.reason == "manual" else reason
-        keys = tuple(values)
-        statement = self._run_updates.get(keys)
-        if statement is None:
-            statement = Prepared(
-                schedule_runs.update().where(rc.id == sa.bindparam("r_id"), rc.status == "running"),
-                column_keys=keys,
-            )
-            self._run_updates[keys] = statement
-        done = statement.execute(conn, {**values, "r_id": run.id}).rowcount == 1
+        done = (
+            self._run_updates.setting(values).execute(conn, {**values, "r_id": run.id}).rowcount
+            == 1
+        )
         return run if done else None
 
     def prune(self, conn: sqlite3.Connection, schedule_id: str, before: datetime, keep: int) -> int:

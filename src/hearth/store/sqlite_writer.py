@@ -44,7 +44,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -132,6 +132,25 @@ class Prepared:
 
     def execute_many(self, conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         conn.executemany(self.sql, [self.params(row) for row in rows])
+
+
+class PreparedUpdates:
+    """One conditional UPDATE (`where`) compiled per set of columns it is asked to set.
+
+    Hot transitions set a few different column sets (a step, a pause, an end), each a fixed
+    statement once compiled.
+    """
+
+    def __init__(self, table: sa.Table, *where: sa.ColumnElement[bool]) -> None:
+        self._statement = table.update().where(*where)
+        self._compiled: dict[tuple[str, ...], Prepared] = {}
+
+    def setting(self, keys: Iterable[str]) -> Prepared:
+        key = tuple(keys)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = Prepared(self._statement, column_keys=key)
+        return found
 
 
 class SqliteWriter:
