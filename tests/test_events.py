@@ -113,6 +113,9 @@ async def test_events_published_with_nobody_connected_are_not_queued_for_fanout(
 ) -> None:
     for i in range(20_000):  # more than the fanout queue holds
         sqlite_gateway.hearth.bus.publish(notification(f"unseen-{i}"))
+    # Queued, the fan-out would have overflowed and dropped half of them.
+    assert sqlite_gateway.hearth.fanout.subscription is not None
+    assert sqlite_gateway.hearth.fanout.subscription.dropped == 0
     client = await sqlite_gateway.client()
     sqlite_gateway.hearth.bus.publish(notification("seen"))
     event = await client.next_event("notification")

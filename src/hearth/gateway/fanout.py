@@ -12,7 +12,7 @@ import logging
 
 from pydantic import ValidationError
 
-from hearth.events import EventBus
+from hearth.events import EventBus, Subscription
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.protocol import ServerMessage, server_models
 
@@ -34,18 +34,19 @@ class EventFanout:
         self._connections = connections
         self._models = event_models_by_topic()
         self._task: asyncio.Task[None] | None = None
+        self.subscription: Subscription | None = None
 
     def start(self) -> None:
         # With nobody connected there is nobody to tell: such events are not even queued.
-        subscription = self._bus.subscribe(
+        self.subscription = self._bus.subscribe(
             *self._models, maxsize=10_000, accept=lambda _event: len(self._connections) > 0
         )
-        self._task = asyncio.create_task(self._run(subscription), name="event-fanout")
+        self._task = asyncio.create_task(self._run(self.subscription), name="event-fanout")
 
     async def _run(self, subscription: object) -> None:
         async for event in subscription:  # type: ignore[attr-defined]
             model = self._models.get(event.topic)
-            if model is None or not len(self._connections):
+            if model is None:
                 continue
             try:
                 message = model.model_validate(event.data)
