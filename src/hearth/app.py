@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 
 from hearth import __version__
+from hearth.channels.telegram import TelegramService
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import Settings
 from hearth.datadir import RuntimeInfo, ensure_token, remove_runtime, write_runtime
@@ -26,7 +27,15 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, chat, core, heartbeat, schedules, workflows
+from hearth.gateway.handlers import (
+    approvals,
+    chat,
+    core,
+    heartbeat,
+    schedules,
+    telegram,
+    workflows,
+)
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -178,6 +187,16 @@ class Hearth:
             exclusive=self.db.backend == "sqlite",
         )
         heartbeat_target.attach(self.heartbeat)
+        self.telegram = TelegramService(
+            settings=settings.telegram,
+            secrets=self.secrets,
+            db=self.db,
+            bus=self.bus,
+            chat=self.chat,
+            workflows=self.workflows,
+            node_id=node_id,
+            version=__version__,
+        )
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -193,9 +212,10 @@ class Hearth:
             scheduler=self.scheduler,
             chat=self.chat,
             heartbeat=self.heartbeat,
+            telegram=self.telegram,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat):
+        for module in (core, workflows, approvals, schedules, chat, heartbeat, telegram):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -231,6 +251,7 @@ class Hearth:
         await self.heartbeat.start()
         await self.scheduler.start()
         await self.chat.start(exclusive=self.db.backend == "sqlite")
+        await self.telegram.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
 
     async def _node_heartbeat(self) -> None:
@@ -246,6 +267,7 @@ class Hearth:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.heartbeat.stop()
+        await self.telegram.stop()
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()

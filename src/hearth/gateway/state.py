@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hearth.channels.telegram import TelegramService
 from hearth.chat.service import ChatService
 from hearth.config import Settings
 from hearth.events import EventBus
@@ -31,6 +32,7 @@ class GatewayState:
     scheduler: Scheduler
     chat: ChatService
     heartbeat: HeartbeatService
+    telegram: TelegramService | None = None
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 
