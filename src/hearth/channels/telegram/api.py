@@ -10,6 +10,7 @@ entities" means the formatting was refused, so the text is sent again without it
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -63,7 +64,11 @@ def make_bot(token: str, api_base_url: str, poll_timeout_s: float) -> ExtBot[Any
     )
 
 
-def _seconds(value: int | timedelta) -> float:
+def _seconds(exc: RetryAfter) -> float:
+    """`retry_after` in seconds, whichever type this python-telegram-bot version returns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB 22 warns that the type will change
+        value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
@@ -129,7 +134,7 @@ class TelegramApi:
                 entities = None
                 message = await self.bot.send_message(chat_id, text, reply_markup=_markup(buttons))
         except RetryAfter as exc:
-            raise RateLimited(_seconds(exc.retry_after)) from None
+            raise RateLimited(_seconds(exc)) from None
         return Shown(message.message_id, text, entities)
 
     async def edit(
@@ -165,7 +170,7 @@ class TelegramApi:
                     if not _not_modified(again):
                         raise
         except RetryAfter as exc:
-            raise RateLimited(_seconds(exc.retry_after)) from None
+            raise RateLimited(_seconds(exc)) from None
         return Shown(message_id, text, entities)
 
     async def typing(self, chat_id: int) -> None:
