@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hearth import __version__
-from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, token, workflow
+from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, telegram, token, workflow
 from hearth.cli.chat import chat
 from hearth.cli.serve import serve
 from hearth.cli.status import status
@@ -29,6 +29,7 @@ app.add_typer(heartbeat.app, name="heartbeat")
 app.command("init")(heartbeat.init)
 app.command("chat")(chat)
 app.add_typer(keys.app, name="keys")
+app.add_typer(telegram.app, name="telegram")
 app.command("models")(keys.models)
 app.command("approvals")(workflow.approvals)
 

@@ -58,6 +58,8 @@ STREAM_TOPICS = ("chat.stream.delta", "chat.stream.end", "chat.error")
 APPROVAL_TOPICS = ("tool.approval.", "workflow.approval.", "workflow.status", "approval.")
 ORPHAN_TTL_S = 120.0
 APPROVAL_SWEEP_S = 5.0
+#: How long a graceful stop waits for replies to make their last edits.
+STOP_GRACE_S = 5.0
 
 
 def _now() -> datetime:
@@ -97,7 +99,7 @@ class TelegramChannel:
         self.version = version
         self.poll_timeout = int(min(settings.poll_timeout_s, max(1.0, settings.lease_s / 3)))
         self.api = TelegramApi(make_bot(token, settings.api_base_url, self.poll_timeout))
-        self.health = PollHealth(settings.stall_after_s)
+        self.health = PollHealth(settings.stall_after_s, self.poll_timeout)
         self.pacer = ChatPacer(settings.edit_interval_s)
         self.approvals = ApprovalRelay(
             api=self.api,
@@ -126,6 +128,7 @@ class TelegramChannel:
             *STREAM_TOPICS, *ALERT_TOPICS, *APPROVAL_TOPICS, maxsize=10_000
         )
         self._tasks = [
+            asyncio.create_task(self._lease_loop(), name="telegram-lease"),
             asyncio.create_task(self._poll_loop(), name="telegram-poll"),
             asyncio.create_task(self._event_loop(self._subscription), name="telegram-events"),
             asyncio.create_task(
@@ -138,15 +141,35 @@ class TelegramChannel:
     async def stop(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
-        live = [item.task for item in self._live.values() if item.task is not None]
-        for task in [*self._tasks, *live]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *live, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STOP_GRACE_S):
+                await self._settle_streams()
+        live = [item.task for item in self._live.values() if item.task is not None]
+        for task in live:
+            task.cancel()
+        await asyncio.gather(*live, return_exceptions=True)
         if self.health.polling:
             with contextlib.suppress(Exception):
                 await self.repo.release_lease(self.bot_id, self.node_id)
         with contextlib.suppress(Exception):
             await self.api.bot.shutdown()
+
+    async def _settle_streams(self) -> None:
+        """On a graceful stop: let finished replies make their last edit, and end the others
+        with a note now (the chat streams stop with the gateway) rather than at next start."""
+        for request_id, live in list(self._live.items()):
+            if live.task is None:
+                continue
+            if live.stream.finished:
+                await asyncio.wait({live.task})
+                continue
+            live.task.cancel()
+            await asyncio.gather(live.task, return_exceptions=True)
+            await finish_interrupted(self.api, self.repo, self.bot_id, live.chat_id, request_id)
+            await self.repo.mark_done(self.bot_id, live.update_id, _now())
 
     def status(self) -> dict[str, Any]:
         return {
@@ -170,24 +193,39 @@ class TelegramChannel:
         )
         if leader and not self.health.polling:
             log.info("this node polls Telegram bot %s", self.bot_id)
-            self.health.started = time.monotonic()
+            self.health.became_poller()
             self._initialized = False
         elif not leader and self.health.polling:
             log.info("another node polls Telegram bot %s now", self.bot_id)
         self.health.polling = leader
         return leader
 
+    async def _lease_loop(self) -> None:
+        """Renew the lease on its own clock, so a slow update never lets it lapse."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not renew the Telegram poller lease: %s", exc)
+            await asyncio.sleep(self.settings.lease_s / 3)
+
     async def _poll_loop(self) -> None:
         backoff = 1.0
         while True:
             try:
-                if not await self._lead():
-                    await asyncio.sleep(self.settings.lease_s / 3)
+                if not self.health.polling:
+                    await asyncio.sleep(min(1.0, self.settings.lease_s / 3))
                     continue
                 if not self._initialized:
                     await self._initialize()
                 offset = await self.repo.offset(self.bot_id)
-                updates = await self.api.updates(offset, self.poll_timeout)
+                self.health.sending()
+                try:
+                    updates = await self.api.updates(offset, self.poll_timeout)
+                finally:
+                    self.health.in_flight_since = None
                 self.health.ok()
                 backoff = 1.0
                 stored = await self.repo.receive(
@@ -207,7 +245,7 @@ class TelegramChannel:
                 self.health.polling = False
                 continue
             except Conflict as exc:
-                self.health.fail("conflict", f"409 Conflict: {exc.message}")
+                self.health.fail("conflict", f"409 {exc.message}")
             except InvalidToken as exc:
                 self.health.fail("error", f"the bot token was refused: {exc.message}")
             except (NetworkError, TelegramError, OSError, sa.exc.SQLAlchemyError) as exc:

@@ -98,6 +98,11 @@ class ReplyStream:
         self.calls = 0
 
     @property
+    def finished(self) -> bool:
+        """The chat stream ended: only the last edits are left to make."""
+        return self._finished
+
+    @property
     def markdown(self) -> str:
         return "".join(self._parts)
 
