@@ -27,7 +27,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from hearth.channels.telegram.access import TelegramAccess
 from hearth.channels.telegram.alerts import TOPICS as ALERT_TOPICS
 from hearth.channels.telegram.alerts import AlertRelay
-from hearth.channels.telegram.api import TelegramApi, make_bot
+from hearth.channels.telegram.api import RedactToken, TelegramApi, make_bot
 from hearth.channels.telegram.approvals import ApprovalRelay
 from hearth.channels.telegram.format import RichText
 from hearth.channels.telegram.health import PollHealth
@@ -99,6 +99,7 @@ class TelegramChannel:
         self.version = version
         self.poll_timeout = int(min(settings.poll_timeout_s, max(1.0, settings.lease_s / 3)))
         self.api = TelegramApi(make_bot(token, settings.api_base_url, self.poll_timeout))
+        self._redact = RedactToken(token)
         self.health = PollHealth(settings.stall_after_s, self.poll_timeout)
         self.pacer = ChatPacer(settings.edit_interval_s)
         self.approvals = ApprovalRelay(
@@ -124,6 +125,7 @@ class TelegramChannel:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._redact.install()
         self._subscription = self.bus.subscribe(
             *STREAM_TOPICS, *ALERT_TOPICS, *APPROVAL_TOPICS, maxsize=10_000
         )
@@ -156,6 +158,7 @@ class TelegramChannel:
                 await self.repo.release_lease(self.bot_id, self.node_id)
         with contextlib.suppress(Exception):
             await self.api.bot.shutdown()
+        self._redact.remove()
 
     async def _settle_streams(self) -> None:
         """On a graceful stop: let finished replies make their last edit, and end the others

@@ -181,8 +181,21 @@ class ReplyStream:
         cause = reply_cause(self.request_id, index)
         if index < len(self._slots):
             slot = self._slots[index]
+            # Written ahead: after a crash the ledger holds at least what the chat shows (all
+            # of it the model's words), so the note never shortens a reply.
+            await self.repo.record(
+                self.bot_id,
+                self.chat_id,
+                cause,
+                message_id=slot.message_id,
+                text=chunk.text,
+                entities=entities,
+                now=_now(),
+            )
             shown = await self.api.edit(self.chat_id, slot.message_id, chunk.text, entities)
             slot.text, slot.entities = chunk.text, entities
+            if shown.entities == entities:
+                return
         else:
             existing = await self.repo.claim(
                 self.bot_id,
