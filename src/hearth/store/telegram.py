@@ -337,6 +337,17 @@ class TelegramRepository:
                 )
             )
 
+    async def forget_unconfirmed(self, bot_id: str, before: datetime) -> int:
+        """Drop claims whose send was in flight when a process died (`sending`, older than
+        `before`), so they are sent again: at least once beats never for a prompt or alert."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                telegram_outbox.delete().where(
+                    to.bot_id == bot_id, to.status == SENDING, to.updated_at < before
+                )
+            )
+            return int(result.rowcount or 0)
+
     async def by_kind(self, bot_id: str, kind: str, status: str) -> list[OutboxItem]:
         async with self.db.connect() as conn:
             rows = await conn.execute(

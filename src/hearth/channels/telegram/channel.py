@@ -264,6 +264,11 @@ class TelegramChannel:
         await self.api.bot.initialize()
         self.health.bot_username = self.api.bot.username
         await self.api.set_commands(COMMANDS)
+        forgotten = await self.repo.forget_unconfirmed(self.bot_id, _now())
+        if forgotten:
+            log.warning(
+                "%d Telegram message(s) may have been sent before a crash; resending", forgotten
+            )
         for item in await self.repo.unfinished(self.bot_id):
             if item.request_id is not None and item.request_id in self._live:
                 continue
