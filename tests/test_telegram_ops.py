@@ -28,7 +28,6 @@ from hearth.protocol.messages.telegram import (
     TelegramUsers,
     TelegramUsersResult,
 )
-from tests.support.databases import sqlite_url
 from tests.support.fake_openai import FakeOpenAI, Text, ToolCall
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.gateway import in_process_gateway
@@ -94,8 +93,10 @@ async def test_a_stall_is_reported_and_cleared(
     assert len(stalls) == 1
 
 
-async def test_one_node_polls_a_bot_and_another_takes_over(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+async def test_one_node_polls_a_bot_and_another_takes_over(
+    tmp_path: Path, database_url: str
+) -> None:
+    url = database_url
     dirs = [tmp_path / "one", tmp_path / "two"]
     for path in dirs:
         path.mkdir()
