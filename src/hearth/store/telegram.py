@@ -236,11 +236,22 @@ class TelegramRepository:
                 .values(status=DONE, handled_at=now)
             )
 
-    async def prune_inbox(self, bot_id: str, before: datetime) -> None:
+    async def prune(self, bot_id: str, before: datetime) -> None:
+        """Forget handled updates and settled ledger rows older than `before` (Telegram never
+        redelivers an update that old, and no restart needs those rows)."""
         async with self.db.begin() as conn:
             await conn.execute(
                 telegram_inbox.delete().where(
                     ti.bot_id == bot_id, ti.status == DONE, ti.received_at < before
+                )
+            )
+            await conn.execute(
+                telegram_outbox.delete().where(
+                    to.bot_id == bot_id,
+                    to.status != SENDING,
+                    # a prompt of a still pending approval keeps its row (and its buttons)
+                    sa.or_(to.status == CLOSED, to.kind != "approval"),
+                    to.updated_at < before,
                 )
             )
 

@@ -58,6 +58,9 @@ STREAM_TOPICS = ("chat.stream.delta", "chat.stream.end", "chat.error")
 APPROVAL_TOPICS = ("tool.approval.", "workflow.approval.", "workflow.status", "approval.")
 ORPHAN_TTL_S = 120.0
 APPROVAL_SWEEP_S = 5.0
+#: Handled updates and settled ledger rows are kept this long (pruned when a node starts
+#: polling).
+KEEP_HISTORY = timedelta(days=30)
 #: How long a graceful stop waits for replies to make their last edits.
 STOP_GRACE_S = 5.0
 
@@ -264,6 +267,7 @@ class TelegramChannel:
         await self.api.bot.initialize()
         self.health.bot_username = self.api.bot.username
         await self.api.set_commands(COMMANDS)
+        await self.repo.prune(self.bot_id, _now() - KEEP_HISTORY)
         forgotten = await self.repo.forget_unconfirmed(self.bot_id, _now())
         if forgotten:
             log.warning(
