@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from hearth.store.database import Database
 from hearth.store.tables import (
+    gateway_nodes,
     telegram_bots,
     telegram_inbox,
     telegram_outbox,
@@ -127,6 +128,35 @@ class TelegramRepository:
                         tb.lease_expires_at < now,
                     ),
                 )
+                .values(lease_owner=node, lease_expires_at=until, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    async def lease_holder(self, bot_id: str) -> tuple[str, str | None, int | None] | None:
+        """(owner node, its hostname, its pid) of a held lease; host and pid are None when the
+        node is not registered."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(tb.lease_owner, gateway_nodes.c.hostname, gateway_nodes.c.pid)
+                    .select_from(
+                        telegram_bots.outerjoin(
+                            gateway_nodes, gateway_nodes.c.node_id == tb.lease_owner
+                        )
+                    )
+                    .where(tb.bot_id == bot_id, tb.lease_owner.is_not(None))
+                )
+            ).first()
+            return (row[0], row[1], row[2]) if row else None
+
+    async def take_over(
+        self, bot_id: str, dead: str, node: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take the lease from a node known to be dead, without waiting for it to expire."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                telegram_bots.update()
+                .where(tb.bot_id == bot_id, tb.lease_owner == dead)
                 .values(lease_owner=node, lease_expires_at=until, updated_at=now)
             )
             return result.rowcount == 1

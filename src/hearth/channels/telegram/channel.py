@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,6 +69,19 @@ STOP_GRACE_S = 5.0
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _dead_here(hostname: str | None, pid: int | None) -> bool:
+    """True for a node that ran on this host and whose process is gone."""
+    if hostname != socket.gethostname() or pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -194,9 +209,15 @@ class TelegramChannel:
 
     async def _lead(self) -> bool:
         now = _now()
-        leader = await self.repo.acquire_lease(
-            self.bot_id, self.node_id, now, now + timedelta(seconds=self.settings.lease_s)
-        )
+        until = now + timedelta(seconds=self.settings.lease_s)
+        leader = await self.repo.acquire_lease(self.bot_id, self.node_id, now, until)
+        if not leader:
+            holder = await self.repo.lease_holder(self.bot_id)
+            if holder is not None and _dead_here(holder[1], holder[2]):
+                # A process on this host that died (SIGKILL, power cut) left the lease: a
+                # restart should not sit out the rest of it.
+                log.info("taking over the Telegram poller lease of dead node %s", holder[0])
+                leader = await self.repo.take_over(self.bot_id, holder[0], self.node_id, now, until)
         if leader and not self.health.polling:
             log.info("this node polls Telegram bot %s", self.bot_id)
             self.health.became_poller()
