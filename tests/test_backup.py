@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hearth.client import GatewayClient
+from hearth.client.errors import GatewayError
 from hearth.protocol.messages.heartbeat import (
     HeartbeatAlertList,
     HeartbeatAlertListResult,
@@ -122,9 +123,11 @@ async def test_backup_of_a_running_gateway_restores_every_schedule_execution_and
             alerts = await client.request(
                 HeartbeatAlertList(id="al", limit=10), HeartbeatAlertListResult
             )
-            assert [a.alert_id for a in alerts.alerts] == [a.alert_id for a in alerts_before.alerts]
-            with pytest.raises(Exception, match="not found|NOT_FOUND"):
+            restored_alerts = [a.alert_id for a in alerts.alerts]
+            assert restored_alerts == [a.alert_id for a in alerts_before.alerts]
+            with pytest.raises(GatewayError) as missing:
                 await execution(client, after)
+            assert missing.value.code == "EXECUTION_NOT_FOUND"
     finally:
         again.stop()
 
