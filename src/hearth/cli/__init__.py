@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from hearth import __version__
-from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, token, workflow
+from hearth.cli import backup, db, heartbeat, keys, protocol_cmd, schedule, service, token, workflow
 from hearth.cli.chat import chat
+from hearth.cli.doctor import doctor
 from hearth.cli.serve import serve
 from hearth.cli.status import status
 
@@ -20,8 +21,11 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("status")(status)
+app.command("doctor")(doctor)
 app.add_typer(protocol_cmd.app, name="protocol")
 app.add_typer(db.app, name="db")
+app.add_typer(backup.app, name="backup")
+app.add_typer(service.app, name="service")
 app.add_typer(token.app, name="token")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(schedule.app, name="schedule")
