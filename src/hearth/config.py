@@ -173,6 +173,17 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
 
+class MetricsSettings(Section):
+    """`GET /metrics` in Prometheus text format."""
+
+    enabled: bool = Field(default=False, description="Serve /metrics.")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token scrapers must send; without one only loopback may scrape. "
+        "Prefer HEARTH_METRICS__TOKEN to writing it here.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start-up."""
 
@@ -209,6 +220,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     @field_validator("timezone")
