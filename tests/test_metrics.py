@@ -28,9 +28,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_off_by_default(data_dir: Path) -> None:
-    async with in_process_gateway(data_dir, sqlite_url(data_dir)) as gateway:
-        async with httpx.AsyncClient() as http:
-            response = await http.get(f"{gateway.url}/metrics")
+    async with (
+        in_process_gateway(data_dir, sqlite_url(data_dir)) as gateway,
+        httpx.AsyncClient() as http,
+    ):
+        response = await http.get(f"{gateway.url}/metrics")
     assert response.status_code == 404
     assert "[metrics] enabled = true" in response.text
 
