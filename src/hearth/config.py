@@ -173,6 +173,29 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
 
+class LoggingSettings(Section):
+    """Logs always go to stderr (journald and `docker logs` read it); `file` adds a copy."""
+
+    file: Path | None = Field(
+        default=None,
+        description="Also write logs to this file (relative paths are inside the data "
+        "directory), rotated by size.",
+    )
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Rotate past this.")
+    backups: int = Field(default=5, ge=0, le=100, description="Rotated files kept.")
+
+
+class MetricsSettings(Section):
+    """`GET /metrics` in Prometheus text format."""
+
+    enabled: bool = Field(default=False, description="Serve /metrics.")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token scrapers must send; without one only loopback may scrape. "
+        "Prefer HEARTH_METRICS__TOKEN to writing it here.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start-up."""
 
@@ -209,6 +232,8 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     @field_validator("timezone")
@@ -237,6 +262,15 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_FILE
+
+    @property
+    def log_file(self) -> Path | None:
+        """The log file, resolved inside the data directory when relative (None: stderr only)."""
+        path = self.logging.file
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else self.data_dir / path
 
     @property
     def token_path(self) -> Path:

@@ -8,6 +8,7 @@ from hearth import __version__
 from hearth.cli import backup, db, heartbeat, keys, protocol_cmd, schedule, service, token, workflow
 from hearth.cli.chat import chat
 from hearth.cli.doctor import doctor
+from hearth.cli.logs import logs
 from hearth.cli.serve import serve
 from hearth.cli.status import status
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("doctor")(doctor)
+app.command("logs")(logs)
 app.add_typer(protocol_cmd.app, name="protocol")
 app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")

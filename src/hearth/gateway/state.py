@@ -11,6 +11,7 @@ from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.heartbeat.service import HeartbeatService
+from hearth.metrics import Metrics
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.store import Database
@@ -32,6 +33,7 @@ class GatewayState:
     chat: ChatService
     heartbeat: HeartbeatService
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property
