@@ -361,7 +361,13 @@ class ExecutionRepository:
         lease_until: datetime,
         extra: Sequence[sa.ColumnElement[bool]] = (),
     ) -> bool:
-        """Paused → running, owned by `node`; False if it was not paused on `waiting_for`."""
+        """Paused → running, owned by `node`; False if it was not paused on `waiting_for`.
+
+        Resuming from an approval also forgets any wake-up time: the gated step has not
+        started yet, so a wait there counts its own time from now (rows paused by older
+        versions may still carry an earlier wait's time).
+        """
+        cleared: dict[str, Any] = {"wake_at": None} if waiting_for == "approval" else {}
         result = await conn.execute(
             workflow_executions.update()
             .where(
@@ -373,6 +379,7 @@ class ExecutionRepository:
                 owner_node=node,
                 lease_expires_at=lease_until,
                 updated_at=now,
+                **cleared,
             )
         )
         return result.rowcount == 1

@@ -919,6 +919,8 @@ class WorkflowEngine:
                 self.node,
                 {
                     **_position(record),
+                    # A gate comes before the step starts: a wait's time counts from the approval.
+                    "wake_at": None,
                     "status": PAUSED,
                     "waiting_for": "approval",
                     "owner_node": None,
@@ -1066,12 +1068,18 @@ def _with(record: _R, **changes: Any) -> _R:
 
 def _position(record: ExecutionRecord) -> dict[str, Any]:
     """The row's position columns, written with every row update so that the journal only
-    overrides them for steps taken since (see `ExecutionRepository.advance`)."""
+    overrides them for steps taken since (see `ExecutionRepository.advance`).
+
+    The wake-up time belongs to the position: on SQLite a step only appends its journal row,
+    so the row may still hold an earlier wait's `wake_at`; writing the runner's own value
+    (None once it moved on) keeps that stale time from being read back as the next wait's.
+    """
     return {
         "current_step_id": record.current_step_id,
         "visit_seq": record.visit_seq,
         "attempt": record.attempt,
         "step_count": record.step_count,
+        "wake_at": record.wake_at,
     }
 
 
