@@ -4,9 +4,11 @@ execution resumes at once, on both backends."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
 from hearth.protocol.messages.workflows import WorkflowCancel, WorkflowCancelled
-from tests.support.gateway import RunningGateway
+from tests.support.gateway import RunningGateway, in_process_gateway
 from tests.support.workflows import execution, reload, trigger, wait_status, write_workflow
 from tests.test_workflow_engine import approve
 
@@ -50,3 +52,47 @@ async def test_a_wait_after_an_approval_waits_its_own_time(gateway: RunningGatew
         WorkflowCancel(id=client.next_id(), execution_id=execution_id), WorkflowCancelled
     )
     assert cancelled.status == "cancelled"
+
+
+async def test_an_approval_resumes_its_execution_at_once(data_dir: Path, database_url: str) -> None:
+    """Answers that arrive while the runner that paused is still wrapping up must start a
+    runner: with the recovery pass out of the picture, a missed one would never finish."""
+    write_workflow(
+        data_dir,
+        "gated",
+        """
+        name: Gated
+        steps:
+          - {id: gate, action: noop, approval_required: true}
+          - {id: after, action: noop}
+        """,
+    )
+    async with in_process_gateway(
+        data_dir, database_url, workflows={"recovery_interval_s": 3600}
+    ) as gateway:
+        client = await gateway.client()
+        approver = await gateway.client()
+        ids = set()
+        for _ in range(40):
+            ids.add(await trigger(client, "gated"))
+        answered: set[str] = set()
+
+        async def answer_everything() -> None:
+            while answered != ids:
+                pending = await approver.request(
+                    ApprovalList(id=approver.next_id()), ApprovalListResult
+                )
+                for item in pending.approvals:
+                    assert item.execution_id is not None
+                    assert item.step_id is not None
+                    if item.execution_id not in answered:
+                        answered.add(item.execution_id)
+                        await approve(approver, item.execution_id, item.step_id)
+
+        answering = asyncio.create_task(answer_everything())
+        try:
+            for execution_id in ids:
+                done = await wait_status(client, execution_id, {"completed"}, timeout_s=60)
+                assert [s.step_id for s in done.execution.steps] == ["gate", "after"]
+        finally:
+            answering.cancel()
