@@ -104,6 +104,7 @@ class Hearth:
                 max_step_runs=settings.workflows.max_step_runs,
                 lease=timedelta(seconds=settings.workflows.lease_s),
                 recovery_interval_s=settings.workflows.recovery_interval_s,
+                crash_limit=settings.workflows.crash_limit,
                 exclusive=self.db.backend == "sqlite",
                 timezone=settings.timezone or host_zone_name(),
             ),

@@ -87,6 +87,12 @@ class WorkflowSettings(Section):
         "another node (sharing PostgreSQL) resumes it.",
     )
     recovery_interval_s: float = Field(default=5.0, gt=0)
+    crash_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive crashes of the engine at one step after which the execution "
+        "fails instead of being resumed again.",
+    )
     watch: bool = Field(default=True, description="Reload workflow files when they change.")
 
 

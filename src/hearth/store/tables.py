@@ -94,6 +94,12 @@ workflow_executions = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("completed_at", UtcDateTime()),
+    # The earliest time the current step may run (again): a retry's backoff or a crash's, kept
+    # here so that a restart waits for it like for a wait step's `wake_at`.
+    sa.Column("next_attempt_at", UtcDateTime()),
+    # Consecutive crashes of the runner at step run `crash_seq` (see `workflows.crash_limit`).
+    sa.Column("crash_count", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
+    sa.Column("crash_seq", sa.Integer),
     sa.ForeignKeyConstraint(
         ["workflow_id", "content_hash"], ["workflows.workflow_id", "workflows.content_hash"]
     ),
@@ -125,6 +131,24 @@ step_runs = sa.Table(
     sa.Column("next_visit_seq", sa.Integer),
     sa.Column("next_attempt", sa.Integer),
     # Clustered on (execution_id, seq): one b-tree to write per step instead of two.
+    sqlite_with_rowid=False,
+)
+
+#: A tool step run's start, committed before the tool runs. A start without a `step_runs` row
+#: at the same `seq` is a step the gateway stopped in: it may or may not have had its effect.
+step_starts = sa.Table(
+    "step_starts",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
     sqlite_with_rowid=False,
 )
 

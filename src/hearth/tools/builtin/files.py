@@ -137,6 +137,9 @@ class FileReadTool(Tool):
     risk: ClassVar[Risk] = Risk.LOW
     read_only: ClassVar[bool] = True
 
+    def idempotent(self, args: Any) -> bool:
+        return True
+
     async def run(self, args: FileReadArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)
         return await asyncio.to_thread(_read_text, target)
@@ -151,6 +154,9 @@ class FileWriteTool(Tool):
     args_model: ClassVar[type[BaseModel]] = FileWriteArgs
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
+
+    def idempotent(self, args: FileWriteArgs) -> bool:
+        return args.mode == "overwrite"  # writing the same content again changes nothing
 
     async def run(self, args: FileWriteArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)

@@ -100,6 +100,18 @@ async def _read_limited(response: httpx.Response) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
+def _with_idempotency_key(
+    headers: dict[str, str] | None, ctx: ToolContext
+) -> dict[str, str] | None:
+    """Add `Idempotency-Key` (the same when an interrupted step runs again) unless the caller
+    set one, so a service that honours it performs a repeated request once."""
+    if ctx.idempotency_key is None or any(
+        name.lower() == "idempotency-key" for name in headers or {}
+    ):
+        return headers
+    return {**(headers or {}), "Idempotency-Key": ctx.idempotency_key}
+
+
 class HttpRequestTool(Tool):
     name: ClassVar[str] = "http.request"
     description: ClassVar[str] = (
@@ -111,9 +123,12 @@ class HttpRequestTool(Tool):
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
 
+    def idempotent(self, args: HttpRequestArgs) -> bool:
+        return args.method in ("GET", "HEAD")
+
     async def run(self, args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any]:
         what = f"http.request {args.method} {args.url}"
-        request: dict[str, Any] = {"headers": args.headers}
+        request: dict[str, Any] = {"headers": _with_idempotency_key(args.headers, ctx)}
         if args.json_ is not None:
             request["json"] = args.json_
         elif args.body is not None:
