@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from hearth.workflows.durations import parse_duration, parse_until
 from hearth.workflows.expressions import ExpressionError, Expressions
+from hearth.workflows.output_schema import schema_problem
 
 __all__ = [
     "END",
@@ -300,6 +301,8 @@ class StepDef(_Model):
             issues.append(
                 (("approval_prompt",), "'approval_prompt' is set but 'approval_required' is not")
             )
+        if self.output_schema is not None and (problem := schema_problem(self.output_schema)):
+            issues.append((("output_schema",), problem))
         issues.extend(self._expression_issues())
         return issues
 

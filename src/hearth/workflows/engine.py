@@ -56,6 +56,7 @@ from hearth.workflows.errors import (
 from hearth.workflows.expressions import ExpressionError, Expressions, expression_context
 from hearth.workflows.inputs import InputError, validate_input
 from hearth.workflows.loader import LoadedWorkflow, WorkflowFileError, parse_workflow_source
+from hearth.workflows.output_schema import check_output
 
 log = logging.getLogger("hearth.workflows.engine")
 _R = TypeVar("_R", ExecutionRecord, StepRunRecord)
@@ -940,7 +941,9 @@ class WorkflowEngine:
                 resolved = self.models.resolve()
             except ModelNotConfiguredError as exc:
                 raise StepFailedError(str(exc), code="MODEL_NOT_CONFIGURED") from None
-            return await run_model(resolved, str(prompt), output_schema=step.output_schema)
+            answer = await run_model(resolved, str(prompt), output_schema=step.output_schema)
+            check_output(step.output_schema, answer)
+            return answer
         raise StepFailedError(f"unknown action {step.action!r}")
 
     async def _wait(
