@@ -124,6 +124,9 @@ class ProviderSettings(Section):
     base_url: str | None = None
     api_key_env: str | None = None
     structured_output: Literal["auto", "tool", "native", "prompted"] = "auto"
+    #: None: offer tools and drop them for a model that fails with them (learned per process);
+    #: false: never offer tools; true: always offer them (a failure is reported, not avoided).
+    tools: bool | None = None
 
 
 class ModelsSettings(Section):

@@ -33,21 +33,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
-from pydantic_ai import Tool
-from pydantic_ai.usage import RunUsage
 
 from hearth.chat.service import wire_name
 from hearth.events import DomainEvent, EventBus
 from hearth.heartbeat.checklist import Checklist, ChecklistError, read_checklist
-from hearth.models import ModelCallError, ModelNotConfiguredError, ResolvedModel, run_model
+from hearth.models import (
+    ModelCallError,
+    ModelNotConfiguredError,
+    ResolvedModel,
+    one_line,
+    run_model,
+)
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.records import HeartbeatAlertRecord, HeartbeatRunRecord
 from hearth.tools import ToolContext, ToolError, ToolRegistry
+
+if TYPE_CHECKING:
+    from pydantic_ai import Tool
+    from pydantic_ai.usage import RunUsage
+
+# pydantic-ai is imported inside the methods that run the model: the gateway imports this module
+# at start, and that should not cost seconds (see hearth.models).
 
 log = logging.getLogger("hearth.heartbeat")
 
@@ -153,7 +164,10 @@ class RunOutcome:
 
 
 class _RunFailed(Exception):
-    """Ends a run as `error`; the message is the reason recorded and shown."""
+    """Ends a run as `error`; the message is the reason recorded and shown (one line)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(one_line(reason))
 
 
 def normalise(text: str) -> str:
@@ -251,6 +265,8 @@ class HeartbeatRunner:
 
     async def run(self, run_id: str, path: Path, timezone: str) -> RunOutcome:
         """Perform the run and record its outcome; never raises for a failed check."""
+        from pydantic_ai.usage import RunUsage
+
         async with self._lock:
             usage = RunUsage()
             model_name: str | None = None
@@ -278,7 +294,7 @@ class HeartbeatRunner:
             except Exception as exc:
                 # A bug must still end as a recorded error: silence would read as "all clear".
                 log.exception("heartbeat run %s failed unexpectedly", run_id)
-                reason = f"unexpected failure: {type(exc).__name__}: {exc}"
+                reason = one_line(f"unexpected failure: {type(exc).__name__}: {exc}")
                 outcome = RunOutcome(run_id, "error", reason, checklist=checklist)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
@@ -359,6 +375,8 @@ class HeartbeatRunner:
 
     def read_only_tools(self, run_id: str) -> list[Tool[None]]:
         """`file.read` and `http.request` (GET/HEAD only) as pydantic-ai tools for one run."""
+        from pydantic_ai import Tool
+
         offered: list[Tool[None]] = []
         calls = itertools.count(1)
         for name in READ_ONLY_TOOLS:
@@ -485,7 +503,8 @@ class HeartbeatRunner:
             status="sent",
             signature="failing",
             checks=[],
-            message=(
+            # One line of at most 300 characters: it is read on a phone (details: the log).
+            message=one_line(
                 f"The heartbeat itself is failing: its last {threshold} runs ended in an error, "
                 f"so your checklist is not being checked. Last error: {outcome.reason}"
             ),
