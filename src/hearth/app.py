@@ -19,7 +19,13 @@ from starlette.applications import Starlette
 from hearth import __version__
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import Settings
-from hearth.datadir import RuntimeInfo, ensure_token, remove_runtime, write_runtime
+from hearth.datadir import (
+    DataDirLock,
+    RuntimeInfo,
+    ensure_token,
+    remove_runtime,
+    write_runtime,
+)
 from hearth.events import EventBus, LocalEventBus
 from hearth.events_pg import PostgresEventBus
 from hearth.gateway.asgi import build_asgi_app
@@ -258,11 +264,25 @@ class Hearth:
         await self.db.dispose()
 
     async def serve(self, *, install_signals: bool = True) -> None:
-        """Bind, start, serve until asked to stop, and clean up `runtime.json` afterwards."""
+        """Lock the data directory, bind, start, serve until asked to stop, then clean up.
+
+        The lock comes first: a second gateway on the same data directory must be refused
+        before it touches the database, the port or `runtime.json`.
+        """
         settings = self.settings
         check_bind_host(settings.host, settings.allow_remote)
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        try:
+            await self._serve_locked(lock, install_signals)
+        finally:
+            lock.release()
+
+    async def _serve_locked(self, lock: DataDirLock, install_signals: bool) -> None:
+        settings = self.settings
         sock = bind_socket(settings.host, settings.port)
         port = sock.getsockname()[1]
+        lock.record(port)
         url = url_for(settings.host, port)
         started_at = datetime.now(UTC).isoformat()
         try:
@@ -291,7 +311,7 @@ class Hearth:
                 server_ready=keep,
             )
         finally:
-            remove_runtime(settings.runtime_path)
+            remove_runtime(settings.runtime_path, pid=os.getpid())
             await self.stop()
             sock.close()
             log.info("gateway stopped")

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from hearth.cli.common import DataDirOption, err_console, fail, settings_for
-from hearth.datadir import read_token
+from hearth.datadir import DataDirBusyError, read_token
 from hearth.gateway.logs import configure_logging
 from hearth.gateway.server import PortInUseError, RemoteBindRefusedError, check_bind_host
 from hearth.store import DatabaseUrlError
@@ -77,6 +77,8 @@ def serve(
     )
     try:
         asyncio.run(hearth.serve())
+    except DataDirBusyError as exc:
+        fail(str(exc), 2)
     except PortInUseError as exc:
         fail(exc.strerror or str(exc))
     except OSError as exc:
