@@ -20,10 +20,13 @@ from hearth import __version__
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import Settings
 from hearth.datadir import (
+    PRIVATE_DIR,
     DataDirLock,
     RuntimeInfo,
+    create_private_file,
     ensure_token,
     remove_runtime,
+    secure_data_dir,
     write_runtime,
 )
 from hearth.events import EventBus, LocalEventBus
@@ -72,7 +75,11 @@ class Hearth:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        #: Logged by `serve()` once logging is set up: the data directory had to be made private.
+        self.data_dir_warning = secure_data_dir(settings.data_dir)
+        if settings.database_url is None:
+            # SQLite gives its -wal and -shm files the mode of the database file.
+            create_private_file(settings.data_dir / "hearth.db")
         self.db = Database.from_url(
             settings.resolved_database_url(),
             sqlite_synchronous=settings.database.sqlite_synchronous,
@@ -213,7 +220,7 @@ class Hearth:
     async def start(self, url: str) -> None:
         """Migrate the database and start the background services."""
         for directory in (self.settings.workspace_dir, self.settings.workflows_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         await self.db.upgrade()
         await self.bus.start()
         now = datetime.now(UTC)
@@ -273,6 +280,8 @@ class Hearth:
         check_bind_host(settings.host, settings.allow_remote)
         lock = DataDirLock(settings.data_dir)
         lock.acquire()
+        if self.data_dir_warning:
+            log.warning("%s", self.data_dir_warning)
         try:
             await self._serve_locked(lock, install_signals)
         finally:

@@ -22,8 +22,70 @@ class DataDirError(Exception):
     """A data-directory file is missing or unreadable; the message says what to do."""
 
 
+#: Chat history, workflow outputs and keys live here: only their owner may read them.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+#: The umask the gateway runs with, so that SQLite's files, the workspace and everything the
+#: tools write come out private without each caller remembering a mode.
+PRIVATE_UMASK = 0o077
+#: Subdirectories whose own mode is fixed along with the data directory. Their contents are not
+#: walked: once the data directory is 0700 nobody else can reach them, and a big workspace
+#: should not slow every start-up.
+PRIVATE_SUBDIRS = ("workspace", "workflows")
+
+
+def secure_data_dir(data_dir: Path) -> str | None:
+    """Create the data directory 0700, or make an existing one private.
+
+    Returns one warning line when modes had to be fixed (a data directory made before Hearth
+    cared, or by hand), else None. Files directly inside lose their group and other bits;
+    symlinks are left alone (their target may not be ours).
+    """
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=PRIVATE_DIR)
+        os.chmod(data_dir, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+        return None
+    old_mode = _make_private(data_dir, PRIVATE_DIR)
+    entries = 0
+    for entry in data_dir.iterdir():
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            if entry.name in PRIVATE_SUBDIRS and _make_private(entry, PRIVATE_DIR) is not None:
+                entries += 1
+        elif entry.is_file() and _make_private(entry, PRIVATE_FILE, keep_exec=True) is not None:
+            entries += 1
+    if old_mode is not None:
+        return (
+            f"{data_dir} was readable by other users (mode {old_mode:04o}): made it 0700 "
+            f"and {entries} entries inside private"
+        )
+    if entries:
+        return (
+            f"{entries} entries in {data_dir} were readable by other users: made them private "
+            "(0600 files, 0700 directories)"
+        )
+    return None
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file readable by its owner only, unless it exists already."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE))
+
+
+def _make_private(path: Path, mode: int, *, keep_exec: bool = False) -> int | None:
+    """chmod away group/other bits; the old mode when it changed, else None."""
+    current = path.stat().st_mode & 0o7777
+    if not current & 0o077:
+        return None
+    wanted = (current & 0o700) | (mode & 0o700) if keep_exec else mode
+    os.chmod(path, wanted)
+    return current
+
+
 def _write_atomic(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)
