@@ -7,6 +7,7 @@ import typer
 from hearth import __version__
 from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, token, workflow
 from hearth.cli.chat import chat
+from hearth.cli.reload import reload
 from hearth.cli.serve import serve
 from hearth.cli.status import status
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("status")(status)
+app.command("reload")(reload)
 app.add_typer(protocol_cmd.app, name="protocol")
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")

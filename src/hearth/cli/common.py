@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hearth.client import ClientError, GatewayClient
+from hearth.client import ClientError, GatewayClient, GatewayUnavailableError
 from hearth.config import ConfigError, Settings, load_settings
 from hearth.datadir import DataDirError
 
@@ -60,10 +60,24 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
 
 
+def run_unless_no_gateway(coro: Coroutine[Any, Any, T]) -> T | None:
+    """Like `run`, but None when no gateway is running (for commands that can fall back)."""
+    try:
+        return asyncio.run(coro)
+    except (DataDirError, GatewayUnavailableError):
+        return None
+    except EXPECTED_ERRORS as exc:
+        fail(str(exc))
+
+
 async def with_client(data_dir: Path | None, action: Callable[[GatewayClient], Awaitable[T]]) -> T:
-    """Connect to the gateway found in the data directory, run `action`, disconnect."""
-    settings = settings_for(data_dir)
-    client = GatewayClient.from_data_dir(settings.data_dir, client_name="hearth-cli")
+    """Connect to the gateway found in the data directory, run `action`, disconnect.
+
+    Only the data directory is needed (flag or HEARTH_DATA_DIR, else the default), not the
+    settings: a config.toml with a mistake must not stop a person from asking the running
+    gateway, or from telling it to reload.
+    """
+    client = GatewayClient.from_data_dir(data_dir, client_name="hearth-cli")
     await client.connect()
     try:
         return await action(client)
