@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -30,6 +29,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from hearth.datadir import default_data_dir
 
 ENV_PREFIX = "HEARTH_"
 CONFIG_FILE = "config.toml"
@@ -175,10 +176,6 @@ class HeartbeatSettings(Section):
     failing_after: int = Field(
         default=3, ge=1, description="Consecutive failed runs before one 'heartbeat failing' alert."
     )
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
 
 class Settings(BaseSettings):

@@ -17,6 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    """The platform's user data directory (`~/.local/share/hearth` on Linux)."""
+    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
+
 
 class DataDirError(Exception):
     """A data-directory file is missing or unreadable; the message says what to do."""

@@ -90,8 +90,7 @@ def _status_cell(status: str | None) -> str:
 
 
 def models(data_dir: DataDirOption = None) -> None:
-    """Show the default model and the providers the running gateway uses, and whether each
-    provider answers.
+    """Show the default model and the providers the running gateway uses, and whether they answer.
 
     Asks the running gateway (which may have reloaded config.toml since it started); when no
     gateway runs, reads config.toml and says so.
