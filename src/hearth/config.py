@@ -15,13 +15,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from hearth.datadir import default_data_dir
 
 ENV_PREFIX = "HEARTH_"
 CONFIG_FILE = "config.toml"
@@ -178,10 +187,6 @@ class HeartbeatSettings(Section):
     )
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
-
-
 class LoggingSettings(Section):
     """Logs always go to stderr (journald and `docker logs` read it); `file` adds a copy."""
 
@@ -233,6 +238,10 @@ class Settings(BaseSettings):
     workflow_dirs: list[Path] = Field(
         default_factory=list, description="Extra directories of workflow YAML files."
     )
+    watch_config: bool = Field(
+        default=True,
+        description="Reload config.toml when it changes (SIGHUP and `hearth reload` always do).",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: GatewayLimits = Field(default_factory=GatewayLimits)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
@@ -244,6 +253,10 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    #: The command-line flags these settings were built with, so that a reload of config.toml
+    #: keeps them on top (a flag still beats the file).
+    _flags: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -354,7 +367,7 @@ def load_settings(**flags: Any) -> Settings:
     """
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         data_dir = Path(
             given.get("data_dir") or os.environ.get(ENV_PREFIX + "DATA_DIR") or default_data_dir()
@@ -370,3 +383,60 @@ def load_settings(**flags: Any) -> Settings:
         raise ConfigError(
             f"bad setting {key}: {reason} (from {_origin_of(key, file_values, path)})"
         ) from None
+    settings._flags = given
+    return settings
+
+
+def reload_settings(current: Settings) -> Settings:
+    """Read the sources again with the same command-line flags; ConfigError when they are bad."""
+    return load_settings(**current._flags)
+
+
+_EMPTY_TABLE = object()
+
+
+def _flatten(value: Any, path: tuple[str, ...], into: dict[tuple[str, ...], Any]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            into[path] = _EMPTY_TABLE
+        for key, item in value.items():
+            _flatten(item, (*path, str(key)), into)
+    else:
+        into[path] = value
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    """TOML's way of naming a key: `tools.policy."file.write"`."""
+    return ".".join(f'"{part}"' if "." in part else part for part in path)
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """Dotted names of the settings that differ (`providers.local.base_url`, `port`, …).
+
+    A table that appears or disappears as a whole (a new `[providers.NAME]`) is named once,
+    not field by field.
+    """
+    before: dict[tuple[str, ...], Any] = {}
+    after: dict[tuple[str, ...], Any] = {}
+    _flatten(old.model_dump(mode="json"), (), before)
+    _flatten(new.model_dump(mode="json"), (), after)
+    had = {path[:n] for path in before for n in range(1, len(path) + 1)}
+    has = {path[:n] for path in after for n in range(1, len(path) + 1)}
+    changed = set()
+    for path in before.keys() | after.keys():
+        if _EMPTY_TABLE in (before.get(path), after.get(path)):
+            continue  # the table's entries (or their absence) say what changed
+        if path in before and path in after and before[path] == after[path]:
+            continue
+        first = next(
+            path[:n]
+            for n in range(1, len(path) + 1)
+            if (path[:n] in had) != (path[:n] in has) or n == len(path)
+        )
+        changed.add(_dotted(first))
+    return sorted(changed)
+
+
+def key_matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    """True when `key` is one of `prefixes` or lies inside one (`limits` covers `limits.x`)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from hearth.cli.common import DataDirOption, err_console, fail, settings_for
-from hearth.datadir import read_token
+from hearth.datadir import PRIVATE_UMASK, DataDirBusyError, read_token
 from hearth.gateway.logs import RotatingFile, configure_logging
 from hearth.gateway.server import PortInUseError, RemoteBindRefusedError, check_bind_host
 from hearth.store import DatabaseUrlError
@@ -44,6 +45,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway until Ctrl-C or SIGTERM (then it stops cleanly and exits 0)."""
+    # Everything the gateway creates (SQLite files, workspace files, tool output) is private.
+    os.umask(PRIVATE_UMASK)
     settings = settings_for(
         data_dir,
         host=host,
@@ -85,6 +88,8 @@ def serve(
     )
     try:
         asyncio.run(hearth.serve())
+    except DataDirBusyError as exc:
+        fail(str(exc), 2)
     except PortInUseError as exc:
         fail(exc.strerror or str(exc))
     except OSError as exc:

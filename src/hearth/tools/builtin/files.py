@@ -21,8 +21,8 @@ from hearth.tools.workspace import WorkspacePath, resolve_in_workspace
 
 #: Larger files would not fit in a model's context or a protocol frame anyway.
 MAX_READ_BYTES = 1024 * 1024
-#: Mode for files the tool creates; existing files keep theirs.
-NEW_FILE_MODE = 0o644
+#: Mode for files the tool creates (private, like the data directory); existing files keep theirs.
+NEW_FILE_MODE = 0o600
 
 
 class FileReadArgs(ToolArgs):
