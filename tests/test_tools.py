@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from hearth.events import LocalEventBus
+from hearth.netrules import NetPolicy
 from hearth.protocol.messages.notifications import Notification
 from hearth.tools import (
     Risk,
@@ -54,7 +55,10 @@ def ctx(workspace: Path, bus: LocalEventBus) -> ToolContext:
 
 @pytest.fixture
 def tools() -> ToolRegistry:
-    return ToolRegistry(builtin_tools(shell_enabled=True))
+    # The fake servers below listen on loopback, which http.request refuses unless allowed.
+    return ToolRegistry(
+        builtin_tools(shell_enabled=True, http_policy=NetPolicy.parse(["127.0.0.1"], []))
+    )
 
 
 class EchoArgs(BaseModel):
