@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from hearth.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolError
-from hearth.tools.workspace import resolve_in_workspace
+from hearth.tools.workspace import SymlinkRefusedError, open_dir, resolve_in_workspace
 
 MAX_OUTPUT_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_S = 60.0
@@ -134,8 +134,14 @@ class ShellRunTool(Tool):
 
     async def run(self, args: ShellRunArgs, ctx: ToolContext) -> dict[str, Any]:
         cwd = resolve_in_workspace(ctx.workspace, args.cwd or ".")
-        if not cwd.real.is_dir():
-            raise ToolError(f"cwd {cwd.shown!r} is not a directory in the workspace")
+        # Checked without following links. The command itself is not confined (it can `cd /`),
+        # which is why every call needs a person's approval; the check keeps `cwd` honest.
+        try:
+            os.close(await asyncio.to_thread(open_dir, cwd))
+        except SymlinkRefusedError:
+            raise
+        except ToolError:
+            raise ToolError(f"cwd {cwd.shown!r} is not a directory in the workspace") from None
         loop = asyncio.get_running_loop()
         collector = _Collector()
         try:
@@ -144,7 +150,7 @@ class ShellRunTool(Tool):
                 SHELL,
                 "-c",
                 args.command,
-                cwd=cwd.real,
+                cwd=ctx.workspace.joinpath(*cwd.parts),
                 env=command_environment(self.env, self.pass_env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
