@@ -278,6 +278,8 @@ async def test_sigkill_mid_run_resumes_at_the_journalled_position(data_dir: Path
     position, and must show that position to clients meanwhile."""
     service = _HangThenAnswer()
     url = await service.start()
+    # The fake service listens on loopback, which http.request refuses unless allowed.
+    (data_dir / "config.toml").write_text('[tools.http]\nallow = ["127.0.0.1"]\n')
     write_workflow(
         data_dir,
         "three",

@@ -52,6 +52,7 @@ from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
 from hearth.models import ModelFactory
+from hearth.netrules import NetPolicy
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
 from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
@@ -131,7 +132,16 @@ class Hearth:
             if self.db.backend == "postgresql"
             else LocalEventBus()
         )
-        self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+        tool_settings = settings.tools
+        self.tools = ToolRegistry(
+            builtin_tools(
+                shell_enabled=tool_settings.shell.enabled,
+                http_policy=NetPolicy.parse(tool_settings.http.allow, tool_settings.http.deny),
+                http_trust_env=tool_settings.http.trust_env,
+                shell_env=tool_settings.shell.env,
+                shell_pass_env=tool_settings.shell.pass_env,
+            )
+        )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.keys = KeyLookup(self.secrets)
         self.models = self._model_factory(settings)

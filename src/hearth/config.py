@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from hearth.datadir import default_data_dir
+from hearth.netrules import parse_rules
 
 ENV_PREFIX = "HEARTH_"
 CONFIG_FILE = "config.toml"
@@ -68,13 +69,45 @@ class GatewayLimits(Section):
 
 
 class ShellToolSettings(Section):
+    """`shell.run`: off by default; commands see only PATH, HOME, LANG, TZ plus what is named."""
+
     enabled: bool = False
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for every command."
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Names of gateway environment variables passed through to commands.",
+    )
+
+
+class HttpToolSettings(Section):
+    """`http.request`: public addresses only, unless an entry here opens more (or closes some)."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description='Hosts, host:port pairs or networks to allow, e.g. ["127.0.0.1:8123", '
+        '"homeassistant.local", "10.0.0.0/24"].',
+    )
+    deny: list[str] = Field(
+        default_factory=list, description="Hosts, host:port pairs or networks always refused."
+    )
+    trust_env: bool = Field(
+        default=False, description="Use HTTP(S)_PROXY / NO_PROXY from the environment."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        parse_rules(value)  # raises ValueError naming the bad entry
+        return value
 
 
 class ToolsSettings(Section):
     """Built-in tools. The shell tool is off unless a person turns it on."""
 
     shell: ShellToolSettings = Field(default_factory=ShellToolSettings)
+    http: HttpToolSettings = Field(default_factory=HttpToolSettings)
     approval_timeout_s: float = Field(
         default=300.0, gt=0, description="Unanswered chat tool approvals are denied after this."
     )
