@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from watchfiles import Change, awatch
 
 from hearth import __version__
+from hearth.channels.telegram import TelegramService
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import CONFIG_FILE, ConfigError, Settings, key_matches, reload_settings
 from hearth.datadir import (
@@ -38,7 +39,16 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, chat, config, core, heartbeat, schedules, workflows
+from hearth.gateway.handlers import (
+    approvals,
+    chat,
+    config,
+    core,
+    heartbeat,
+    schedules,
+    telegram,
+    workflows,
+)
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -219,6 +229,16 @@ class Hearth:
             exclusive=self.db.backend == "sqlite",
         )
         heartbeat_target.attach(self.heartbeat)
+        self.telegram = TelegramService(
+            settings=settings.telegram,
+            secrets=self.secrets,
+            db=self.db,
+            bus=self.bus,
+            chat=self.chat,
+            workflows=self.workflows,
+            node_id=node_id,
+            version=__version__,
+        )
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -236,9 +256,10 @@ class Hearth:
             heartbeat=self.heartbeat,
             keys=self.keys,
             reload_config=self.reload_config,
+            telegram=self.telegram,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat, config):
+        for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -276,6 +297,7 @@ class Hearth:
         await self.heartbeat.start()
         await self.scheduler.start()
         await self.chat.start(exclusive=self.db.backend == "sqlite")
+        await self.telegram.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
         if self.settings.watch_config:
             self._background.append(asyncio.create_task(self._watch_config(), name="config-watch"))
@@ -384,6 +406,7 @@ class Hearth:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.heartbeat.stop()
+        await self.telegram.stop()
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
 )
@@ -243,6 +244,55 @@ class MetricsSettings(Section):
     )
 
 
+class TelegramSettings(Section):
+    """The Telegram channel. The bot token is never read from config.toml: it comes from
+    `hearth keys set telegram` or HEARTH_TELEGRAM__TOKEN."""
+
+    enabled: bool = False
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="Requests go to {api_base_url}/bot{token}/{method} (a self-hosted Bot API "
+        "server works too).",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Only from the environment (HEARTH_TELEGRAM__TOKEN)."
+    )
+    allowed_users: list[int] = Field(
+        default_factory=list, description="Telegram user ids allowed without pairing."
+    )
+    alert_users: list[int] = Field(
+        default_factory=list,
+        description="Who gets heartbeat alerts and notifications (default: every allowed user).",
+    )
+    allowed_groups: list[int] = Field(
+        default_factory=list,
+        description="Group chat ids where the bot answers allowed users who mention or reply "
+        "to it; groups are ignored otherwise.",
+    )
+    edit_interval_s: float = Field(
+        default=1.0, gt=0, description="A streamed reply is edited at most this often per chat."
+    )
+    poll_timeout_s: int = Field(default=30, ge=0, le=50, description="getUpdates long-poll.")
+    stall_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="No successful getUpdates for this long is reported as a stall.",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a node owns the bot's poller without renewing; then another "
+        "node sharing the database takes over.",
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start-up."""
 
@@ -285,6 +335,7 @@ class Settings(BaseSettings):
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     #: The command-line flags these settings were built with, so that a reload of config.toml
@@ -364,7 +415,19 @@ class DataDirTomlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data_dir = self.current_state.get("data_dir")
         path = Path(data_dir) if data_dir else default_data_dir()
-        return read_config_file(path / CONFIG_FILE)
+        values = read_config_file(path / CONFIG_FILE)
+        refuse_secrets_in_file(values, path / CONFIG_FILE)
+        return values
+
+
+def refuse_secrets_in_file(values: dict[str, Any], path: Path) -> None:
+    """A bot token in config.toml would end up in backups and screenshots: refuse it."""
+    telegram = values.get("telegram")
+    if isinstance(telegram, dict) and "token" in telegram:
+        raise ConfigError(
+            f"{path}: telegram.token may not be written in config.toml; store it with "
+            "`hearth keys set telegram` or set HEARTH_TELEGRAM__TOKEN"
+        )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
