@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hearth.client import GatewayClient
+from hearth.client.errors import GatewayError
 from tests.support.databases import sqlite_url
 from tests.support.gateway import in_process_gateway
+from tests.support.schedules import create as create_schedule
+from tests.support.schedules import wait_runs
 from tests.support.workflows import trigger, wait_status, write_workflow
 
 GATED = """
@@ -72,3 +76,37 @@ async def test_a_configured_token_is_required(data_dir: Path) -> None:
     assert wrong.status_code == 401
     assert right.status_code == 200
     assert "hearth_frames_total" in right.text
+
+
+async def test_requests_steps_executions_errors_and_ticks_are_counted(
+    data_dir: Path, database_url: str
+) -> None:
+    write_workflow(
+        data_dir,
+        "two",
+        "name: Two\nsteps:\n  - {id: a, action: noop}\n  - {id: b, action: wait, duration: 10ms}\n",
+    )
+    async with (
+        in_process_gateway(data_dir, database_url, metrics={"enabled": True}) as gateway,
+        GatewayClient(gateway.url, gateway.token) as client,
+    ):
+        execution_id = await trigger(client, "two")
+        await wait_status(client, execution_id, {"completed"})
+        with pytest.raises(GatewayError):
+            await trigger(client, "no-such-workflow")
+        schedule_id = await create_schedule(
+            client, name="tick", every="1s", workflow_id="two", max_runs=1
+        )
+        await wait_runs(client, schedule_id, 1, status={"ok"})
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{gateway.url}/metrics")).text
+    found = samples(text)
+    assert found[("hearth_executions_total", (("status", "completed"), ("workflow", "two")))] == 2
+    assert found[("hearth_step_seconds_count", (("action", "noop"),))] == 2
+    assert found[("hearth_step_seconds_count", (("action", "wait"),))] == 2
+    assert found[("hearth_request_seconds_count", (("type", "workflow.trigger"),))] == 2
+    assert found[("hearth_errors_total", (("code", "WORKFLOW_NOT_FOUND"),))] == 1
+    assert found[("hearth_schedule_ticks_total", (("status", "ok"),))] == 1
+    assert found[("hearth_schedule_lateness_seconds_count", ())] == 1
+    assert found[("hearth_frames_total", (("direction", "in"),))] >= 5
+    assert found[("hearth_frames_total", (("direction", "out"),))] >= 5

@@ -61,6 +61,7 @@ from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
 from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
+from hearth.metrics import Metrics
 from hearth.models import ModelFactory
 from hearth.netrules import NetPolicy
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
@@ -239,6 +240,11 @@ class Hearth:
             node_id=node_id,
             version=__version__,
         )
+        self.metrics = Metrics()
+        self.workflows.metrics = self.metrics
+        self.scheduler.metrics = self.metrics
+        heartbeat_runner.metrics = self.metrics
+        self.chat.metrics = self.metrics
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -257,6 +263,7 @@ class Hearth:
             keys=self.keys,
             reload_config=self.reload_config,
             telegram=self.telegram,
+            metrics=self.metrics,
         )
         self.router = Router()
         for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):

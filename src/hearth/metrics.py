@@ -140,6 +140,7 @@ class Metrics:
             ["method", "outcome"],
             registry=r,
         )
+        self._bus_reconnects_seen = 0
         self._frames_in = self.frames.labels("in")
         self._frames_out = self.frames.labels("out")
 
@@ -162,10 +163,12 @@ class Metrics:
     def step(self, action: str, seconds: float) -> None:
         self.step_seconds.labels(action).observe(seconds)
 
-    def tick(self, status: str, lateness_s: float | None) -> None:
+    def tick(self, status: str) -> None:
+        """A tick's outcome: ok or failed when its run ended, skipped or missed at once."""
         self.schedule_ticks.labels(status).inc()
-        if lateness_s is not None:
-            self.schedule_lateness.observe(max(0.0, lateness_s))
+
+    def tick_started(self, lateness_s: float) -> None:
+        self.schedule_lateness.observe(max(0.0, lateness_s))
 
     def model_request(
         self,
@@ -208,6 +211,12 @@ class Metrics:
         self.connections.clear()
         for label, count in counts.items():
             self.connections.labels(label).set(count)
+
+    def sync_bus_reconnects(self, total: int) -> None:
+        """The bus counts its own reconnections; bring the counter up to that total."""
+        if total > self._bus_reconnects_seen:
+            self.bus_reconnects.inc(total - self._bus_reconnects_seen)
+            self._bus_reconnects_seen = total
 
     def set_state(self, *, running: int, approvals_pending: int) -> None:
         self.executions_running.set(running)

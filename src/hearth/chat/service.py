@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from hearth.chat.errors import (
 )
 from hearth.chat.history import bound_history, parse
 from hearth.events import DomainEvent, EventBus
+from hearth.metrics import Metrics
 from hearth.models import ModelFactory, ResolvedModel, describe
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
@@ -132,6 +134,9 @@ class _Deltas:
 
 
 class ChatService:
+    #: Where model requests and token use are recorded; the composition root sets it.
+    metrics: Metrics | None = None
+
     def __init__(
         self,
         *,
@@ -333,6 +338,7 @@ class ChatService:
         from pydantic_ai.usage import RunUsage
 
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
+        started = time.monotonic()
         usage = RunUsage()
         status = "completed"
         note_pending = False
@@ -417,6 +423,16 @@ class ChatService:
                 await self.repo.release(session.id, request_id)
             except Exception:
                 log.exception("could not release session %s", session.id)
+            if self.metrics is not None:
+                provider, _, model = resolved.name.partition(":")
+                self.metrics.model_request(
+                    provider,
+                    model or provider,
+                    status,
+                    time.monotonic() - started,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
             self._publish(
                 "chat.stream.end",
                 {

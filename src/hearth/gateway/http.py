@@ -56,6 +56,7 @@ class HttpRoutes:
         metrics.set_connections(c.client.name if c.client else None for c in self.state.connections)
         running, pending = await live_counts(self.state.db)
         metrics.set_state(running=running, approvals_pending=pending)
+        metrics.sync_bus_reconnects(self.state.bus.reconnects)
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     async def protocol_schema(self, request: Request) -> JSONResponse:

@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from pydantic.alias_generators import to_camel
 from hearth.chat.service import wire_name
 from hearth.events import DomainEvent, EventBus
 from hearth.heartbeat.checklist import Checklist, ChecklistError, read_checklist
+from hearth.metrics import Metrics
 from hearth.models import (
     ModelCallError,
     ModelNotConfiguredError,
@@ -214,6 +216,9 @@ def read_only_http_schema(schema: dict[str, Any]) -> dict[str, Any]:
 class HeartbeatRunner:
     """Performs runs whose row the caller already inserted (`status = running`)."""
 
+    #: Where run outcomes and model use are recorded; the composition root sets it.
+    metrics: Metrics | None = None
+
     def __init__(
         self,
         *,
@@ -268,6 +273,7 @@ class HeartbeatRunner:
         from pydantic_ai.usage import RunUsage
 
         async with self._lock:
+            started = time.monotonic()
             usage = RunUsage()
             model_name: str | None = None
             checklist: Checklist | None = None
@@ -309,12 +315,31 @@ class HeartbeatRunner:
                     )
                 raise
             try:
-                return await self._finish(
+                finished = await self._finish(
                     replace(outcome, deferred=deferred), model_name, usage, deferred
                 )
+                self._observe(finished, model_name, usage, time.monotonic() - started)
+                return finished
             except _Abandoned:
                 log.warning("heartbeat run %s was closed as interrupted while it ran", run_id)
                 return RunOutcome(run_id, "error", INTERRUPTED, deferred=deferred)
+
+    def _observe(
+        self, outcome: RunOutcome, model_name: str | None, usage: Any, seconds: float
+    ) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.heartbeat_run(outcome.status, outcome.alerted)
+        if model_name is not None:
+            provider, _, model = model_name.partition(":")
+            self.metrics.model_request(
+                provider,
+                model or provider,
+                "error" if outcome.status == "error" else "ok",
+                seconds,
+                input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+                output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            )
 
     # -- steps ------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.events import DomainEvent, EventBus
 from hearth.ids import time_ordered_id
+from hearth.metrics import Metrics
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
@@ -102,6 +103,9 @@ def _json_safe(value: Any) -> Any:
 
 
 class WorkflowEngine:
+    #: Where step and execution counts are recorded; the composition root sets it.
+    metrics: Metrics | None = None
+
     def __init__(
         self,
         *,
@@ -637,6 +641,8 @@ class WorkflowEngine:
             if not await self.executions.update_owned(conn, record.id, self.node, values):
                 raise _LostOwnership
             await self.approvals.close_for_execution(conn, execution_id, CANCELLED, now)
+        if self.metrics is not None:
+            self.metrics.execution_ended(record.workflow_id, CANCELLED)
         await self._publish_fresh(execution_id)
 
     async def _finalise(
@@ -656,6 +662,13 @@ class WorkflowEngine:
         }
         if not await self.executions.transition(record.id, self.node, values, run):
             raise _LostOwnership
+        if self.metrics is not None:
+            self.metrics.execution_ended(record.workflow_id, status)
+
+    def _observe_step(self, definition: WorkflowDef, run: StepRunRecord) -> None:
+        if self.metrics is not None:
+            action = definition.step(run.step_id).action
+            self.metrics.step(action, (run.finished_at - run.started_at).total_seconds())
 
     @staticmethod
     def _final_values(
@@ -1136,6 +1149,7 @@ class WorkflowEngine:
         run = StepRunRecord(
             record.id, seq, step.id, record.attempt, FAILURE, None, error, started, now
         )
+        self._observe_step(definition, run)
         retry = step.retry
         if retryable and retry is not None and record.attempt < retry.attempts:
             run = replace(
@@ -1175,6 +1189,8 @@ class WorkflowEngine:
         target: str | None,
     ) -> bool:
         """Journal the step and move to `target` (None: the execution is complete)."""
+        if run.status != FAILURE:  # a failed attempt was counted by `_failed`
+            self._observe_step(definition, run)
         now = _now()
         if target is None:
             await self._finalise(record, COMPLETED, None, now, run)
