@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.gateway import start_gateway_process
 from tests.support.heartbeat import model_config_toml
 from tests.support.workflows import write_workflow
@@ -117,3 +118,41 @@ async def test_loose_modes_are_named_with_the_chmod_that_fixes_them(data_dir: Pa
     (data_dir / "config.toml").chmod(0o600)
     _, out = await doctor(data_dir, "--json")
     assert by_name(json.loads(out))["data dir"]["status"] == "ok"
+
+
+async def test_telegram_polling_and_a_409_conflict(data_dir: Path) -> None:
+    async with FakeTelegram() as bot:
+        (data_dir / "config.toml").write_text(
+            f'[telegram]\nenabled = true\napi_base_url = "{bot.base_url}"\nstall_after_s = 2\npoll_timeout_s = 1\n'
+        )
+        # Not waited for here: its start asks the fake bot, which answers from this loop.
+        gateway = start_gateway_process(
+            data_dir, env={"HEARTH_TELEGRAM__TOKEN": bot.token}, wait=False
+        )
+        try:
+            await asyncio.to_thread(gateway.wait_ready)
+            telegram = None
+            for _ in range(60):
+                _, out = await doctor(data_dir, "--json")
+                telegram = by_name(json.loads(out)).get("telegram")
+                if telegram and telegram["status"] == "ok":
+                    break
+                await asyncio.sleep(0.5)
+            assert telegram is not None, out
+            assert telegram["status"] == "ok", (telegram, gateway.log()[-3000:])
+            assert "polling on this node" in telegram["detail"]
+
+            bot.conflict = True
+            async with asyncio.timeout(60):
+                while True:
+                    code, out = await doctor(data_dir, "--json")
+                    telegram = by_name(json.loads(out))["telegram"]
+                    if telegram["status"] == "fail":
+                        break
+                    await asyncio.sleep(0.5)
+            assert code == 1
+            assert "409" in telegram["detail"]
+            assert "409" in telegram["fix"]
+        finally:
+            bot.conflict = False
+            gateway.stop()

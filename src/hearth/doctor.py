@@ -195,6 +195,30 @@ async def _clock_skew(db: Database) -> Check:
     return _ok("clock", f"within {skew:.2f} s of the database server")
 
 
+def check_telegram(status: GatewayStatusResult, settings: Settings) -> Check | None:
+    """The channel as the running gateway sees it (None when it is not turned on)."""
+    info = status.telegram
+    if not settings.telegram.enabled and (info is None or not info.enabled):
+        return None
+    if info is None or not info.enabled:
+        return Check(
+            "telegram",
+            "fail",
+            "enabled in config.toml but not running in the gateway",
+            "see the gateway's log (hearth logs); is the token set (hearth keys set telegram)?",
+        )
+    if info.problem:
+        return Check(
+            "telegram",
+            "fail",
+            info.problem,
+            "stop the other process polling this bot (409) or check the network and token",
+        )
+    who = f"@{info.bot_username}" if info.bot_username else "the bot"
+    role = "polling on this node" if info.polling else "polled by another node"
+    return _ok("telegram", f"{who} {info.state}, {role}")
+
+
 async def check_gateway(settings: Settings) -> tuple[list[Check], GatewayClient | None]:
     try:
         client = GatewayClient.from_data_dir(settings.data_dir, client_name="hearth-doctor")
@@ -210,9 +234,10 @@ async def check_gateway(settings: Settings) -> tuple[list[Check], GatewayClient 
             "restart the gateway so both run the same version",
         )
     else:
-        nodes = f", {status.nodes} nodes" if status.nodes else ""
+        nodes = f", {status.nodes} node{'s' if status.nodes != 1 else ''}" if status.nodes else ""
         check = _ok("gateway", f"running {status.version}, up {status.uptime_s:.0f} s{nodes}")
-    return [check], client
+    telegram = check_telegram(status, settings)
+    return [check] if telegram is None else [check, telegram], client
 
 
 def _providers(settings: Settings) -> dict[str, tuple[str, str | None, str | None]]:
