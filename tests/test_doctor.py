@@ -123,7 +123,8 @@ async def test_loose_modes_are_named_with_the_chmod_that_fixes_them(data_dir: Pa
 async def test_telegram_polling_and_a_409_conflict(data_dir: Path) -> None:
     async with FakeTelegram() as bot:
         (data_dir / "config.toml").write_text(
-            f'[telegram]\nenabled = true\napi_base_url = "{bot.base_url}"\nstall_after_s = 2\npoll_timeout_s = 1\n'
+            f'[telegram]\nenabled = true\napi_base_url = "{bot.base_url}"\n'
+            "stall_after_s = 2\npoll_timeout_s = 1\n"
         )
         # Not waited for here: its start asks the fake bot, which answers from this loop.
         gateway = start_gateway_process(
