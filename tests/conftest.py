@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.databases import PG_ENV, fresh_postgres, pg_base_url, sqlite_url
-from tests.support.gateway import RunningGateway, in_process_gateway
+from tests.support.gateway import RunningGateway, in_process_gateway, kill_leftover_gateways
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -24,6 +24,12 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("HEARTH_") and name != PG_ENV:
             monkeypatch.delenv(name)
     return
+
+
+@pytest.fixture(autouse=True)
+def _no_gateway_outlives_its_test() -> Iterator[None]:
+    yield
+    kill_leftover_gateways()
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

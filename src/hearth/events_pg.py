@@ -78,6 +78,11 @@ class PostgresEventBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
 
+    @property
+    def connected(self) -> bool:
+        conn = self._listener
+        return self._connected.is_set() and conn is not None and not conn.is_closed()
+
     async def start(self) -> None:
         await self._connect()
         self._tasks = [

@@ -145,6 +145,18 @@ def start_gateway_process(
             env=child_env,
         )
     gateway = GatewayProcess(data_dir, process, log_path)
+    _STARTED.append(gateway)
     if wait:
         gateway.wait_ready()
     return gateway
+
+
+#: Every gateway process a test started, so one left running by a failed test (a readiness
+#: time-out, an assertion before its `stop`) is killed at the test's end instead of outliving
+#: the run.
+_STARTED: list[GatewayProcess] = []
+
+
+def kill_leftover_gateways() -> None:
+    while _STARTED:
+        _STARTED.pop().kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from hearth.gateway.readiness import readiness
 from hearth.gateway.state import GatewayState
 from hearth.protocol import protocol_schema
 
@@ -20,6 +21,17 @@ class HttpRoutes:
             return JSONResponse({"status": "ok"})
         return JSONResponse(
             {"status": "unavailable", "reason": "database does not answer"}, status_code=503
+        )
+
+    async def readyz(self, request: Request) -> JSONResponse:
+        """200 only when this node can do its work: see `gateway.readiness`."""
+        result = await readiness(self.state)
+        if result.ready:
+            return JSONResponse({"status": "ready", "checks": result.checks})
+        failing = {name: why for name, why in result.checks.items() if why != "ok"}
+        return JSONResponse(
+            {"status": "not ready", "checks": result.checks, "failing": failing},
+            status_code=503,
         )
 
     async def protocol_schema(self, request: Request) -> JSONResponse:

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -165,6 +166,8 @@ class Scheduler:
         #: A due schedule failed to be handled in this pass. It stays due, so without a pause
         #: the loop would retry it (and log) as fast as it can.
         self._stuck = False
+        #: Monotonic time of the last pass that completed (`/readyz` checks it is recent).
+        self.last_pass: float | None = None
 
     async def start(self) -> None:
         changes = self.bus.subscribe(CHANGED_TOPIC)
@@ -204,6 +207,8 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler pass failed; retrying in 1 s")
                 earliest = _now() + timedelta(seconds=1)
+            else:
+                self.last_pass = time.monotonic()
             delay = self.config.max_sleep_s
             if earliest is not None:
                 # Wake `ahead` of the next tick to claim it early; a tick that was already

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -124,6 +125,8 @@ class WorkflowEngine:
         self._state: dict[str, tuple[ExecutionRecord, list[StepRunRecord]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Monotonic time of the last recovery pass that completed (`/readyz` checks it).
+        self.last_recovery: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -164,6 +167,8 @@ class WorkflowEngine:
                 await self.recover_once()
             except Exception:
                 log.exception("workflow recovery pass failed; retrying")
+            else:
+                self.last_recovery = time.monotonic()
 
     async def recover_once(self) -> None:
         """Resume executions nobody drives: orphaned running ones and waits that are due."""
