@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from tests.support.databases import PG_ENV, fresh_postgres, pg_base_url, sqlite_url
-from tests.support.gateway import RunningGateway, in_process_gateway, kill_leftover_gateways
+from tests.support.gateway import (
+    RunningGateway,
+    in_process_gateway,
+    kill_leftover_gateways,
+    started_gateways,
+)
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -28,8 +33,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _no_gateway_outlives_its_test() -> Iterator[None]:
+    # Gateways of module-scoped fixtures were started before this runs and are theirs to stop.
+    before = started_gateways()
     yield
-    kill_leftover_gateways()
+    kill_leftover_gateways(keep=before)
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

@@ -54,8 +54,8 @@ def ctx() -> dict[str, Any]:
     ("template", "expected"),
     [
         ("{{ input.count }}", 3),
-        ("  {{ input.count }}\n", 3),
         ("{{- input.count -}}", 3),
+        ("  {{- input.count -}}\n", 3),
         ("{{ steps.fetch.output.json }}", {"n": 5, "items": [1, 2]}),
         ("{{ steps.fetch.output.json.items }}", [1, 2]),
         ("{{ input.tags }}", ["a", "b"]),
@@ -88,6 +88,13 @@ def test_single_expression_keeps_its_native_value(
         ("{{ now.strftime('%Y-%m-%d') }}", "2030-01-31"),
         ("plain text", "plain text"),
         ("line {{ input.count }}\n", "line 3\n"),
+        # Text around a single expression is kept, whitespace and newlines included (issue 10).
+        ("{{ input.count }}\n", "3\n"),
+        ("  {{ input.count }}\n", "  3\n"),
+        (" {{ input.count }}", " 3"),
+        ("{{ execution.id }}\n", "ex-1\n"),
+        ("{{ input.tags }}\n", "['a', 'b']\n"),
+        ("{{ none }} ", "None "),
         ("{% if true %}\nyes\n{% endif %}\n", "\nyes\n\n"),
         ("", ""),
     ],

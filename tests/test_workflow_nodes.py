@@ -17,6 +17,9 @@ NODE_CONFIG = """
 [workflows]
 lease_s = 2
 recovery_interval_s = 0.3
+
+[tools.http]
+allow = ["127.0.0.1"]  # the fake remote service listens on loopback
 """
 
 

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from watchfiles import Change, awatch
 
 from hearth import __version__
+from hearth.channels.telegram import TelegramService
 from hearth.chat.service import DEFAULT_INSTRUCTIONS, ChatConfig, ChatService
 from hearth.config import CONFIG_FILE, ConfigError, Settings, key_matches, reload_settings
 from hearth.datadir import (
@@ -38,7 +39,16 @@ from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
-from hearth.gateway.handlers import approvals, chat, config, core, heartbeat, schedules, workflows
+from hearth.gateway.handlers import (
+    approvals,
+    chat,
+    config,
+    core,
+    heartbeat,
+    schedules,
+    telegram,
+    workflows,
+)
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -51,7 +61,9 @@ from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
 from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
+from hearth.metrics import Metrics
 from hearth.models import ModelFactory
+from hearth.netrules import NetPolicy
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
 from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
@@ -131,7 +143,16 @@ class Hearth:
             if self.db.backend == "postgresql"
             else LocalEventBus()
         )
-        self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+        tool_settings = settings.tools
+        self.tools = ToolRegistry(
+            builtin_tools(
+                shell_enabled=tool_settings.shell.enabled,
+                http_policy=NetPolicy.parse(tool_settings.http.allow, tool_settings.http.deny),
+                http_trust_env=tool_settings.http.trust_env,
+                shell_env=tool_settings.shell.env,
+                shell_pass_env=tool_settings.shell.pass_env,
+            )
+        )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.keys = KeyLookup(self.secrets)
         self.models = self._model_factory(settings)
@@ -153,6 +174,7 @@ class Hearth:
                 max_step_runs=settings.workflows.max_step_runs,
                 lease=timedelta(seconds=settings.workflows.lease_s),
                 recovery_interval_s=settings.workflows.recovery_interval_s,
+                crash_limit=settings.workflows.crash_limit,
                 exclusive=self.db.backend == "sqlite",
                 timezone=settings.timezone or host_zone_name(),
             ),
@@ -208,6 +230,21 @@ class Hearth:
             exclusive=self.db.backend == "sqlite",
         )
         heartbeat_target.attach(self.heartbeat)
+        self.telegram = TelegramService(
+            settings=settings.telegram,
+            secrets=self.secrets,
+            db=self.db,
+            bus=self.bus,
+            chat=self.chat,
+            workflows=self.workflows,
+            node_id=node_id,
+            version=__version__,
+        )
+        self.metrics = Metrics()
+        self.workflows.metrics = self.metrics
+        self.scheduler.metrics = self.metrics
+        heartbeat_runner.metrics = self.metrics
+        self.chat.metrics = self.metrics
         self.state = GatewayState(
             settings=settings,
             db=self.db,
@@ -225,9 +262,11 @@ class Hearth:
             heartbeat=self.heartbeat,
             keys=self.keys,
             reload_config=self.reload_config,
+            telegram=self.telegram,
+            metrics=self.metrics,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat, config):
+        for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
             self.router.include(module)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
@@ -265,6 +304,7 @@ class Hearth:
         await self.heartbeat.start()
         await self.scheduler.start()
         await self.chat.start(exclusive=self.db.backend == "sqlite")
+        await self.telegram.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
         if self.settings.watch_config:
             self._background.append(asyncio.create_task(self._watch_config(), name="config-watch"))
@@ -373,6 +413,7 @@ class Hearth:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.heartbeat.stop()
+        await self.telegram.stop()
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
 )
@@ -31,6 +32,7 @@ from pydantic_settings import (
 )
 
 from hearth.datadir import default_data_dir
+from hearth.netrules import parse_rules
 
 ENV_PREFIX = "HEARTH_"
 CONFIG_FILE = "config.toml"
@@ -68,13 +70,45 @@ class GatewayLimits(Section):
 
 
 class ShellToolSettings(Section):
+    """`shell.run`: off by default; commands see only PATH, HOME, LANG, TZ plus what is named."""
+
     enabled: bool = False
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for every command."
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Names of gateway environment variables passed through to commands.",
+    )
+
+
+class HttpToolSettings(Section):
+    """`http.request`: public addresses only, unless an entry here opens more (or closes some)."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description='Hosts, host:port pairs or networks to allow, e.g. ["127.0.0.1:8123", '
+        '"homeassistant.local", "10.0.0.0/24"].',
+    )
+    deny: list[str] = Field(
+        default_factory=list, description="Hosts, host:port pairs or networks always refused."
+    )
+    trust_env: bool = Field(
+        default=False, description="Use HTTP(S)_PROXY / NO_PROXY from the environment."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        parse_rules(value)  # raises ValueError naming the bad entry
+        return value
 
 
 class ToolsSettings(Section):
     """Built-in tools. The shell tool is off unless a person turns it on."""
 
     shell: ShellToolSettings = Field(default_factory=ShellToolSettings)
+    http: HttpToolSettings = Field(default_factory=HttpToolSettings)
     approval_timeout_s: float = Field(
         default=300.0, gt=0, description="Unanswered chat tool approvals are denied after this."
     )
@@ -96,6 +130,12 @@ class WorkflowSettings(Section):
         "another node (sharing PostgreSQL) resumes it.",
     )
     recovery_interval_s: float = Field(default=5.0, gt=0)
+    crash_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive crashes of the engine at one step after which the execution "
+        "fails instead of being resumed again.",
+    )
     watch: bool = Field(default=True, description="Reload workflow files when they change.")
 
 
@@ -127,6 +167,9 @@ class ProviderSettings(Section):
     base_url: str | None = None
     api_key_env: str | None = None
     structured_output: Literal["auto", "tool", "native", "prompted"] = "auto"
+    #: None: offer tools and drop them for a model that fails with them (learned per process);
+    #: false: never offer tools; true: always offer them (a failure is reported, not avoided).
+    tools: bool | None = None
 
 
 class ModelsSettings(Section):
@@ -178,6 +221,78 @@ class HeartbeatSettings(Section):
     )
 
 
+class LoggingSettings(Section):
+    """Logs always go to stderr (journald and `docker logs` read it); `file` adds a copy."""
+
+    file: Path | None = Field(
+        default=None,
+        description="Also write logs to this file (relative paths are inside the data "
+        "directory), rotated by size.",
+    )
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Rotate past this.")
+    backups: int = Field(default=5, ge=0, le=100, description="Rotated files kept.")
+
+
+class MetricsSettings(Section):
+    """`GET /metrics` in Prometheus text format."""
+
+    enabled: bool = Field(default=False, description="Serve /metrics.")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token scrapers must send; without one only loopback may scrape. "
+        "Prefer HEARTH_METRICS__TOKEN to writing it here.",
+    )
+
+
+class TelegramSettings(Section):
+    """The Telegram channel. The bot token is never read from config.toml: it comes from
+    `hearth keys set telegram` or HEARTH_TELEGRAM__TOKEN."""
+
+    enabled: bool = False
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="Requests go to {api_base_url}/bot{token}/{method} (a self-hosted Bot API "
+        "server works too).",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Only from the environment (HEARTH_TELEGRAM__TOKEN)."
+    )
+    allowed_users: list[int] = Field(
+        default_factory=list, description="Telegram user ids allowed without pairing."
+    )
+    alert_users: list[int] = Field(
+        default_factory=list,
+        description="Who gets heartbeat alerts and notifications (default: every allowed user).",
+    )
+    allowed_groups: list[int] = Field(
+        default_factory=list,
+        description="Group chat ids where the bot answers allowed users who mention or reply "
+        "to it; groups are ignored otherwise.",
+    )
+    edit_interval_s: float = Field(
+        default=1.0, gt=0, description="A streamed reply is edited at most this often per chat."
+    )
+    poll_timeout_s: int = Field(default=30, ge=0, le=50, description="getUpdates long-poll.")
+    stall_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="No successful getUpdates for this long is reported as a stall.",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a node owns the bot's poller without renewing; then another "
+        "node sharing the database takes over.",
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start-up."""
 
@@ -218,6 +333,9 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     #: The command-line flags these settings were built with, so that a reload of config.toml
@@ -250,6 +368,15 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_FILE
+
+    @property
+    def log_file(self) -> Path | None:
+        """The log file, resolved inside the data directory when relative (None: stderr only)."""
+        path = self.logging.file
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else self.data_dir / path
 
     @property
     def token_path(self) -> Path:
@@ -288,7 +415,19 @@ class DataDirTomlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data_dir = self.current_state.get("data_dir")
         path = Path(data_dir) if data_dir else default_data_dir()
-        return read_config_file(path / CONFIG_FILE)
+        values = read_config_file(path / CONFIG_FILE)
+        refuse_secrets_in_file(values, path / CONFIG_FILE)
+        return values
+
+
+def refuse_secrets_in_file(values: dict[str, Any], path: Path) -> None:
+    """A bot token in config.toml would end up in backups and screenshots: refuse it."""
+    telegram = values.get("telegram")
+    if isinstance(telegram, dict) and "token" in telegram:
+        raise ConfigError(
+            f"{path}: telegram.token may not be written in config.toml; store it with "
+            "`hearth keys set telegram` or set HEARTH_TELEGRAM__TOKEN"
+        )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

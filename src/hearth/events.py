@@ -57,6 +57,10 @@ class EventBus(Protocol):
     def connected(self) -> bool:
         """Whether events reach the other nodes now (always true for the local bus)."""
 
+    @property
+    def reconnects(self) -> int:
+        """Times the connection between nodes was re-established (none for the local bus)."""
+
     async def aclose(self) -> None:
         """Stop delivering; open subscriptions end."""
 
@@ -117,6 +121,10 @@ class LocalEventBus:
     @property
     def connected(self) -> bool:
         return True
+
+    @property
+    def reconnects(self) -> int:
+        return 0
 
     def publish(self, event: DomainEvent) -> None:
         for sub in tuple(self._subscriptions):

@@ -157,6 +157,11 @@ def start_gateway_process(
 _STARTED: list[GatewayProcess] = []
 
 
-def kill_leftover_gateways() -> None:
-    while _STARTED:
+def started_gateways() -> int:
+    return len(_STARTED)
+
+
+def kill_leftover_gateways(keep: int = 0) -> None:
+    """Kill the gateways started after the first `keep` (those belong to wider fixtures)."""
+    while len(_STARTED) > keep:
         _STARTED.pop().kill()

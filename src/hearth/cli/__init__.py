@@ -75,6 +75,18 @@ COMMANDS = (
     LazyCommand(
         "keys", "hearth.cli.keys:app", "API keys for model providers (never stored in config.toml)."
     ),
+    LazyCommand(
+        "doctor",
+        "hearth.cli.doctor:doctor",
+        "Check config, data directory, database, gateway, providers, workflows and heartbeat.",
+    ),
+    LazyCommand("logs", "hearth.cli.logs:logs", "Print (and follow) the gateway's log file."),
+    LazyCommand(
+        "backup",
+        "hearth.cli.backup:app",
+        "Back up the data directory, check an archive, restore it into a new directory.",
+    ),
+    LazyCommand("service", "hearth.cli.service:app", "Run the gateway as a systemd service."),
 )
 
 

@@ -11,7 +11,7 @@ import typer
 
 from hearth.cli.common import DataDirOption, err_console, fail, settings_for
 from hearth.datadir import PRIVATE_UMASK, DataDirBusyError, read_token
-from hearth.gateway.logs import configure_logging
+from hearth.gateway.logs import RotatingFile, configure_logging
 from hearth.gateway.server import PortInUseError, RemoteBindRefusedError, check_bind_host
 from hearth.store import DatabaseUrlError
 
@@ -93,7 +93,15 @@ def _serve(
         except Exception:
             return []
 
-    configure_logging(settings.log_format, settings.log_level, secrets)
+    log_file = settings.log_file
+    configure_logging(
+        settings.log_format,
+        settings.log_level,
+        secrets,
+        file=RotatingFile(log_file, settings.logging.max_bytes, settings.logging.backups)
+        if log_file is not None
+        else None,
+    )
     err_console.print(
         f"Hearth gateway starting (data in {settings.data_dir}; token in {token_path})",
         highlight=False,

@@ -361,15 +361,11 @@ def approvals(data_dir: DataDirOption = None) -> None:
     table = Table("kind", "what", "where", "asked", "answer with")
     table.columns[4].overflow = "fold"
     for item in result.approvals:
-        where = (
-            f"{item.workflow_id} / {item.step_id}"
-            if item.kind == "workflow"
-            else (item.tool_name or "")
-        )
+        # An interrupted step is answered like a gate: approve runs it again, deny fails it.
+        of_workflow = item.kind in ("workflow", "interrupted")
+        where = f"{item.workflow_id} / {item.step_id}" if of_workflow else (item.tool_name or "")
         answer = (
-            f"hearth workflow approve {item.execution_id} {item.step_id}"
-            if item.kind == "workflow"
-            else ""
+            f"hearth workflow approve {item.execution_id} {item.step_id}" if of_workflow else ""
         )
         table.add_row(
             item.kind,

@@ -18,6 +18,7 @@ def build_asgi_app(state: GatewayState, router: Router) -> Starlette:
         routes=[
             Route("/healthz", http.healthz, methods=["GET"]),
             Route("/readyz", http.readyz, methods=["GET"]),
+            Route("/metrics", http.metrics, methods=["GET"]),
             Route("/protocol.schema.json", http.protocol_schema, methods=["GET"]),
             WebSocketRoute("/ws", ws.handle),
         ]

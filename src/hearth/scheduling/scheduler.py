@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hearth.events import DomainEvent, EventBus
 from hearth.ids import time_ordered_id
+from hearth.metrics import Metrics
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.planning import TickPlan, plan
 from hearth.scheduling.service import CHANGED_TOPIC, trigger_of
@@ -166,6 +167,8 @@ class Scheduler:
         #: A due schedule failed to be handled in this pass. It stays due, so without a pause
         #: the loop would retry it (and log) as fast as it can.
         self._stuck = False
+        #: Where tick outcomes and lateness are recorded; the composition root sets it.
+        self.metrics: Metrics | None = None
         #: Monotonic time of the last pass that completed (`/readyz` checks it is recent).
         self.last_pass: float | None = None
 
@@ -616,6 +619,13 @@ class Scheduler:
         return event
 
     def _publish_run(self, run: ScheduleRunRecord) -> None:
+        if self.metrics is not None:
+            if run.status == "running":
+                if run.reason != "manual":
+                    lateness = (_now() - run.scheduled_for).total_seconds()
+                    self.metrics.tick_started(lateness)
+            else:
+                self.metrics.tick(run.status)
         self.bus.publish(
             DomainEvent(
                 "schedule.run",

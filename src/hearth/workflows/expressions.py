@@ -191,7 +191,7 @@ class Expressions:
             return cached
         try:
             template = self._env.from_string(source)
-            expr = _single_expression(self._env.parse(source))
+            expr = _single_expression(self._env.parse(source), strict=True)
             native = self._expression_from_node(expr) if expr is not None else None
         except Exception as exc:
             raise ExpressionError(source, _reason(exc)) from exc
@@ -208,7 +208,7 @@ class Expressions:
             if not source.strip():
                 raise TemplateSyntaxError("a condition cannot be empty", 1)
             if source.lstrip().startswith("{{"):
-                expr = _single_expression(self._env.parse(source))
+                expr = _single_expression(self._env.parse(source), strict=False)
                 if expr is None:
                     raise TemplateSyntaxError(
                         "a condition must be a single expression such as "
@@ -240,12 +240,13 @@ class Expressions:
     def render(self, value: Any, context: Mapping[str, Any]) -> Any:
         """Render every string inside `value`; containers are rebuilt, other values kept.
 
-        A string that is exactly one `{{ expr }}` (surrounding whitespace allowed) yields the
+        A string that is exactly one `{{ expr }}`, with nothing around it, yields the
         expression's own value when it is JSON-like (None, bool, int, float, str, list, dict with
         string keys), so `count: "{{ steps.a.output.n }}"` stays an int and
         `json: "{{ steps.a.output }}"` stays a dict. Any other value (a datetime, a range, ...)
         renders as text, exactly as it would inside a longer string, so tool arguments stay
-        JSON-serialisable.
+        JSON-serialisable. Any text around the expression, whitespace and newlines included,
+        is kept and makes the result a string: `"{{ n }}\n"` is `"3\n"`, never `3`.
         """
         if isinstance(value, str):
             return self._render_string(value, context)
@@ -278,14 +279,20 @@ class Expressions:
             raise ExpressionError(condition, _reason(exc)) from exc
 
 
-def _single_expression(template: nodes.Template) -> nodes.Expr | None:
-    """The expression of a template that is exactly `{{ expr }}` modulo surrounding whitespace."""
+def _single_expression(template: nodes.Template, *, strict: bool) -> nodes.Expr | None:
+    """The expression of a template that is exactly one `{{ expr }}`, else None.
+
+    `strict` (templates): nothing may surround it, not even a newline, because that text is
+    part of what the person wrote (`content: "{{ line }}\n"` appends a line, not a bare value);
+    whitespace removed by Jinja's own `{{-`/`-}}` is gone before this looks. Not strict
+    (conditions): surrounding whitespace is ignored, since a condition is never text.
+    """
     if len(template.body) != 1 or not isinstance(template.body[0], nodes.Output):
         return None
     found: nodes.Expr | None = None
     for node in template.body[0].nodes:
         if isinstance(node, nodes.TemplateData):
-            if node.data.strip():
+            if node.data if strict else node.data.strip():
                 return None
             continue
         if found is not None:
