@@ -29,12 +29,6 @@ COMMANDS = (
         "Re-read config.toml in the running gateway and say what changed.",
     ),
     LazyCommand(
-        "doctor",
-        "hearth.cli.doctor:doctor",
-        "Check config, data directory, database, gateway, model providers, workflows and the "
-        "heartbeat; one line each, with the fix. Exit 1 when something failed.",
-    ),
-    LazyCommand(
         "init",
         "hearth.cli.heartbeat:init",
         "Write an example HEARTBEAT.md into the data directory (never over an existing one).",
@@ -57,12 +51,6 @@ COMMANDS = (
     ),
     LazyCommand("protocol", "hearth.cli.protocol_cmd:app", "The wire protocol."),
     LazyCommand("db", "hearth.cli.db:app", "The database."),
-    LazyCommand(
-        "backup",
-        "hearth.cli.backup:app",
-        "Back up the data directory, check an archive, restore it into a new directory.",
-    ),
-    LazyCommand("service", "hearth.cli.service:app", "Run the gateway as a systemd service."),
     LazyCommand("token", "hearth.cli.token:app", "The gateway's access token."),
     LazyCommand("workflow", "hearth.cli.workflow:app", "Run and inspect workflows."),
     LazyCommand("schedule", "hearth.cli.schedule:app", "Run workflows on a schedule."),
@@ -78,7 +66,8 @@ COMMANDS = (
     LazyCommand(
         "doctor",
         "hearth.cli.doctor:doctor",
-        "Check config, data directory, database, gateway, providers, workflows and heartbeat.",
+        "Check config, data directory, database, gateway, model providers, workflows and the "
+        "heartbeat; one line each, with the fix. Exit 1 when something failed.",
     ),
     LazyCommand("logs", "hearth.cli.logs:logs", "Print (and follow) the gateway's log file."),
     LazyCommand(
