@@ -23,11 +23,15 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No HEARTH_* variable from the developer's shell may leak into a test."""
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No HEARTH_* variable from the developer's shell may leak into a test, and the pointers
+    gateways leave for other terminals (hearth.pointers) stay in the test's own directory."""
     for name in list(os.environ):
         if name.startswith("HEARTH_") and name != PG_ENV:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
     return
 
 

@@ -64,6 +64,7 @@ from hearth.live_config import ReloadOutcome, plan_reload
 from hearth.metrics import Metrics
 from hearth.models import ModelFactory
 from hearth.netrules import NetPolicy
+from hearth.pointers import remove_pointer, write_pointer
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
 from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
@@ -451,6 +452,7 @@ class Hearth:
         lock.record(port)
         url = url_for(settings.host, port)
         started_at = datetime.now(UTC).isoformat()
+        pointer: list[Path | None] = []
         try:
             await self.start(url)
 
@@ -460,6 +462,8 @@ class Hearth:
                     settings.runtime_path,
                     RuntimeInfo(os.getpid(), settings.host, bound_port, url, started_at),
                 )
+                # So that a terminal without HEARTH_DATA_DIR still finds this gateway.
+                pointer.append(write_pointer(settings.data_dir, os.getpid(), bound_port, url))
                 log.info(
                     "gateway listening on %s (WebSocket %s/ws)", url, url.replace("http", "ws", 1)
                 )
@@ -479,6 +483,8 @@ class Hearth:
             )
         finally:
             remove_runtime(settings.runtime_path, pid=os.getpid())
+            for path in pointer:
+                remove_pointer(path)
             await self.stop()
             sock.close()
             log.info("gateway stopped")

@@ -66,9 +66,14 @@ COMMANDS = (
     LazyCommand(
         "doctor",
         "hearth.cli.doctor:doctor",
-        "Check config, data directory, database, gateway, providers, workflows and heartbeat.",
+        "Check config, data directory, database, gateway, model providers, workflows and the "
+        "heartbeat; one line each, with the fix. Exit 1 when something failed.",
     ),
-    LazyCommand("logs", "hearth.cli.logs:logs", "Print (and follow) the gateway's log file."),
+    LazyCommand(
+        "logs",
+        "hearth.cli.logs:logs",
+        "Print the gateway's log file (set [logging] file in config.toml to have one).",
+    ),
     LazyCommand(
         "backup",
         "hearth.cli.backup:app",

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hearth.datadir import DataDirError
+from hearth.datadir import DataDirError, default_data_dir, pid_alive, read_runtime
 
 if TYPE_CHECKING:
     from hearth.client import GatewayClient
@@ -80,6 +80,43 @@ def run_unless_no_gateway(coro: Coroutine[Any, Any, T]) -> T | None:
         fail(str(exc))
 
 
+def gateway_data_dir(data_dir: Path | None) -> Path:
+    """Where to look for the running gateway.
+
+    `--data-dir` or HEARTH_DATA_DIR when given; else the default data directory, unless no
+    gateway runs there and exactly one other gateway of this user does (one started with
+    `--data-dir` in another terminal, found by its pointer): then that one, with a note.
+    """
+    if data_dir is not None:
+        return data_dir
+    default = default_data_dir()
+    try:
+        if pid_alive(read_runtime(default / "runtime.json").pid):
+            return default
+    except DataDirError:
+        pass
+    from hearth.pointers import live_gateways
+
+    others = [p for p in live_gateways() if p.data_dir != default.resolve()]
+    if len(others) == 1:
+        found = others[0].data_dir
+        err_console.print(
+            f"(using the gateway in {found}, pid {others[0].pid}: it was started with "
+            f"--data-dir; set HEARTH_DATA_DIR={found} to choose it yourself)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return found
+    if len(others) > 1:
+        listed = ", ".join(f"{p.data_dir} (pid {p.pid})" for p in others)
+        fail(
+            f"no gateway runs in {default}, and several others do: {listed}; choose one with "
+            "--data-dir or HEARTH_DATA_DIR"
+        )
+    return default
+
+
 async def with_client(data_dir: Path | None, action: Callable[[GatewayClient], Awaitable[T]]) -> T:
     """Connect to the gateway found in the data directory, run `action`, disconnect.
 
@@ -89,7 +126,7 @@ async def with_client(data_dir: Path | None, action: Callable[[GatewayClient], A
     """
     from hearth.client import GatewayClient
 
-    client = GatewayClient.from_data_dir(data_dir, client_name="hearth-cli")
+    client = GatewayClient.from_data_dir(gateway_data_dir(data_dir), client_name="hearth-cli")
     await client.connect()
     try:
         return await action(client)

@@ -15,7 +15,10 @@ from typing import Any, ClassVar
 
 import typer
 import typer.main
-from typer.core import TyperCommand, TyperGroup
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from hearth.cli.polish import PlainCommand, PlainGroup, polish
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,10 @@ class LazyCommand:
 
         group = typer.main.get_command(parent)
         assert isinstance(group, TyperGroup)
-        return group.commands[self.name]
+        return polish(group.commands[self.name])
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(PlainGroup):
     """A Typer group that adds the `lazy_commands` of its subclass after its own commands."""
 
     lazy_commands: ClassVar[tuple[LazyCommand, ...]] = ()
@@ -75,7 +78,7 @@ class LazyGroup(TyperGroup):
             return None
         if self._listing and cmd_name not in self._loaded:
             # Only its line in the listing is needed: do not import the module for that.
-            return TyperCommand(cmd_name, help=spec.help)
+            return PlainCommand(cmd_name, help=escape(spec.help))
         if cmd_name not in self._loaded:
             self._loaded[cmd_name] = spec.load()
         return self._loaded[cmd_name]

@@ -104,9 +104,18 @@ def add(
         str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
     ] = None,
     days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
-    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1)] = None,
-    overlap: Annotated[Literal["skip", "allow"], typer.Option()] = "skip",
-    misfire: Annotated[Literal["run_once", "skip"], typer.Option()] = "run_once",
+    max_runs: Annotated[
+        int | None,
+        typer.Option("--max-runs", min=1, help="Stop after this many runs (default: no limit)."),
+    ] = None,
+    overlap: Annotated[
+        Literal["skip", "allow"],
+        typer.Option(help="Whether a tick starts a run while the previous one still runs."),
+    ] = "skip",
+    misfire: Annotated[
+        Literal["run_once", "skip"],
+        typer.Option(help="After downtime: one catch-up run, or skip the missed ticks."),
+    ] = "run_once",
     data_dir: DataDirOption = None,
 ) -> None:
     """Create a schedule (exactly one of --cron, --every, --at)."""

@@ -19,32 +19,53 @@ from hearth.store import DatabaseUrlError
 def serve(
     data_dir: DataDirOption = None,
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
+        str | None,
+        typer.Option(help="Address to listen on (default: host in config.toml, else 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on; 0 picks a free one [default: 8420].")
+        int | None,
+        typer.Option(
+            help="Port to listen on; 0 picks a free one (default: port in config.toml, else 8420)."
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             "--database-url",
             help="postgresql+asyncpg://USER@HOST/DB to share state between gateways "
-            "[default: SQLite in the data directory].",
+            "(default: SQLite in the data directory).",
         ),
     ] = None,
     allow_remote: Annotated[
         bool | None,
         typer.Option(
             "--allow-remote/--loopback-only",
-            help="Permit listening on a non-loopback address.",
+            help="Permit listening on a non-loopback address (default: loopback only).",
             show_default=False,
         ),
     ] = None,
     log_format: Annotated[
-        Literal["text", "json"] | None, typer.Option(help="Log line format [default: text].")
+        Literal["text", "json"] | None,
+        typer.Option(help="Log line format (default: log_format in config.toml, else text)."),
     ] = None,
 ) -> None:
     """Run the gateway until Ctrl-C or SIGTERM (then it stops cleanly and exits 0)."""
+    # Ctrl-C at any moment, even while still importing or starting, is a request to stop, not
+    # an error: exit 0 quietly (no "Aborted!", no make error under `make run`).
+    try:
+        _serve(data_dir, host, port, database_url, allow_remote, log_format)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _serve(
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    allow_remote: bool | None,
+    log_format: Literal["text", "json"] | None,
+) -> None:
     # Everything the gateway creates (SQLite files, workspace files, tool output) is private.
     os.umask(PRIVATE_UMASK)
     settings = settings_for(
@@ -94,5 +115,3 @@ def serve(
         fail(exc.strerror or str(exc))
     except OSError as exc:
         fail(exc.strerror or str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None

@@ -115,7 +115,8 @@ def validate(file: Path, data_dir: DataDirOption = None) -> None:
     """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad."""
     loaded = load_workflow_file(file)
     if loaded.valid and loaded.definition is not None:
-        console.print(f"{file}: valid ({len(loaded.definition.steps)} steps)", highlight=False)
+        count = len(loaded.definition.steps)
+        console.print(f"{file}: valid ({count} step{'' if count == 1 else 's'})", highlight=False)
         return
     err_console.print(loaded.error, highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(1)
@@ -273,7 +274,9 @@ def _answer(
 def approve(
     execution_id: str,
     step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    comment: Annotated[
+        str | None, typer.Option("--comment", "-c", help="A note kept with the answer.")
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Approve a gated step (the first answer from any client wins)."""
@@ -284,7 +287,10 @@ def approve(
 def deny(
     execution_id: str,
     step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    comment: Annotated[
+        str | None,
+        typer.Option("--comment", "-c", help="Why: kept with the answer and the cancellation."),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Deny a gated step; the execution is cancelled with your reason."""
