@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -28,7 +27,8 @@ from hearth.config import ConfigError, Settings, load_settings
 from hearth.datadir import DataDirError
 from hearth.protocol.messages.core import GatewayStatus, GatewayStatusResult
 from hearth.protocol.messages.heartbeat import HeartbeatStatus, HeartbeatStatusResult
-from hearth.secrets import OLLAMA_URL, STANDARD_ENV, KeyLookup, SecretStore
+from hearth.provider_status import known_providers, listed_models
+from hearth.secrets import STANDARD_ENV, KeyLookup, SecretStore
 from hearth.store import Database
 from hearth.store.migrate import current_revision, head_revision
 from hearth.tools import ToolRegistry, builtin_tools
@@ -240,43 +240,9 @@ async def check_gateway(settings: Settings) -> tuple[list[Check], GatewayClient 
     return [check] if telegram is None else [check, telegram], client
 
 
-def _providers(settings: Settings) -> dict[str, tuple[str, str | None, str | None]]:
-    """Every provider a model name may use: name → (kind, base_url, key variable)."""
-    found: dict[str, tuple[str, str | None, str | None]] = {
-        "openai": ("openai", "https://api.openai.com/v1", STANDARD_ENV["openai"]),
-        "anthropic": ("anthropic", "https://api.anthropic.com/v1", STANDARD_ENV["anthropic"]),
-        "ollama": ("openai", OLLAMA_URL, None),
-    }
-    for name, provider in settings.providers.items():
-        found[name] = (provider.kind, provider.base_url, provider.api_key_env)
-    return found
-
-
-async def _listed_models(
-    kind: str, base_url: str, key: str | None
-) -> tuple[list[str] | None, str | None]:
-    headers: dict[str, str] = {}
-    if key and kind == "anthropic":
-        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    elif key:
-        headers = {"Authorization": f"Bearer {key}"}
-    try:
-        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
-            response = await client.get(base_url.rstrip("/") + "/models", headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"unreachable ({type(exc).__name__})"
-    if response.status_code != 200:
-        return None, f"answers HTTP {response.status_code}"
-    try:
-        data = response.json().get("data", [])
-        return [str(item.get("id")) for item in data if isinstance(item, dict)], None
-    except (ValueError, AttributeError):
-        return [], None
-
-
 async def check_models(settings: Settings) -> list[Check]:
-    providers = _providers(settings)
     lookup = KeyLookup(SecretStore(settings.data_dir / "secrets.json"))
+    providers = {p.name: p for p in known_providers(settings.providers, lookup)}
     default = settings.models.default
     if not default:
         return [
@@ -290,7 +256,8 @@ async def check_models(settings: Settings) -> list[Check]:
     used = {default.split(":", 1)[0], *settings.providers}
     checks: list[Check] = []
     for name in sorted(used):
-        if name not in providers:
+        provider = providers.get(name)
+        if provider is None:
             checks.append(
                 Check(
                     f"provider {name}",
@@ -300,31 +267,25 @@ async def check_models(settings: Settings) -> list[Check]:
                 )
             )
             continue
-        kind, base_url, variable = providers[name]
-        needs_key = name in STANDARD_ENV or variable is not None
-        key = lookup(name, variable)
-        if needs_key and not key:
+        key = lookup(name, provider.key_variable)
+        if provider.needs_key and not key:
+            variable = provider.key_variable or STANDARD_ENV.get(name)
             checks.append(
                 Check(
                     f"provider {name}",
                     "fail",
                     "no API key",
-                    f"hearth keys set {name}  (or export {variable or STANDARD_ENV.get(name)})",
+                    f"hearth keys set {name}  (or export {variable})",
                 )
             )
             continue
-        if base_url is None:
-            checks.append(
-                Check(f"provider {name}", "fail", "no base_url", f"set [providers.{name}] base_url")
-            )
-            continue
-        listed, problem = await _listed_models(kind, base_url, key)
+        listed, problem = await listed_models(provider, key)
         if listed is None:
             checks.append(
                 Check(
                     f"provider {name}",
                     "fail",
-                    f"{base_url} {problem}",
+                    f"{provider.base_url} {problem}",
                     "check that the server runs and base_url is right",
                 )
             )

@@ -72,6 +72,15 @@ async def _probe(provider: ProviderStatus, key: str | None) -> str:
         return "no base_url configured"
     if provider.needs_key and not key:
         return f"no key (hearth keys set {provider.name})"
+    listed, problem = await listed_models(provider, key)
+    return "answers" if listed is not None else problem
+
+
+async def listed_models(provider: ProviderStatus, key: str | None) -> tuple[list[str] | None, str]:
+    """The model ids the provider's `GET /models` lists (empty when it lists none it can
+    parse), or None and what went wrong."""
+    if provider.base_url is None:
+        return None, "no base_url configured"
     headers = {}
     if key and provider.kind == "anthropic":
         headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
@@ -81,7 +90,11 @@ async def _probe(provider: ProviderStatus, key: str | None) -> str:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
             response = await client.get(provider.base_url.rstrip("/") + "/models", headers=headers)
     except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    if response.status_code == 200:
-        return "answers"
-    return f"HTTP {response.status_code}"
+        return None, f"unreachable ({type(exc).__name__})"
+    if response.status_code != 200:
+        return None, f"HTTP {response.status_code}"
+    try:
+        data = response.json().get("data", [])
+    except (ValueError, AttributeError):
+        return [], "answers"
+    return [str(item.get("id")) for item in data if isinstance(item, dict)], "answers"
