@@ -27,7 +27,11 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdated,
 )
 from hearth.scheduling.active_hours import ActiveHours
-from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.scheduling.errors import (
+    InvalidScheduleError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
+)
 from hearth.scheduling.service import trigger_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.workflows.errors import (
@@ -48,6 +52,8 @@ _FIELD_NAMES = {
 def _protocol_error(exc: Exception) -> ProtocolError:
     if isinstance(exc, ScheduleNotFoundError):
         return ProtocolError(ErrorCode.SCHEDULE_NOT_FOUND, str(exc))
+    if isinstance(exc, ScheduleConflictError):
+        return ProtocolError(ErrorCode.SCHEDULE_CONFLICT, str(exc))
     if isinstance(exc, InvalidScheduleError):
         return ProtocolError(
             ErrorCode.INVALID_SCHEDULE, f"invalid {exc.field}: {exc.reason}", {"field": exc.field}
@@ -65,6 +71,7 @@ def _protocol_error(exc: Exception) -> ProtocolError:
 
 ERRORS = (
     ScheduleNotFoundError,
+    ScheduleConflictError,
     InvalidScheduleError,
     WorkflowNotFoundError,
     WorkflowInvalidError,
