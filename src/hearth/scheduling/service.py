@@ -17,6 +17,7 @@ from hearth.scheduling.errors import (
     ScheduleConflictError,
     ScheduleNotFoundError,
 )
+from hearth.scheduling.preview import MAX_COUNT, PreviewTick, preview_ticks
 from hearth.scheduling.targets import ScheduleTarget
 from hearth.scheduling.triggers import (
     AtTrigger,
@@ -342,6 +343,55 @@ class ScheduleService:
             changes["max_runs"] = 1
             changes["run_count"] = 0
         return changes
+
+    def preview(
+        self,
+        *,
+        cron_expression: str | None = None,
+        every: str | None = None,
+        at: str | None = None,
+        timezone: str | None = None,
+        active_hours: Mapping[str, Any] | None = None,
+        start: str | None = None,
+        count: int = 10,
+    ) -> tuple[str, list[PreviewTick]]:
+        """The zone and the first `count` ticks of a schedule with these fields, created at
+        `start` (default now), as the scheduler would plan them. Nothing is saved."""
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidScheduleError("count", f"must be 1 to {MAX_COUNT} (got {count})")
+        tz_name = timezone or self.default_timezone
+        tz = zone(tz_name)
+        moment = _now()
+        if start is not None:
+            try:
+                moment = parse_until(start, tz)
+            except ValueError as exc:
+                raise InvalidScheduleError("from", str(exc)) from None
+        given = [
+            name
+            for name, value in (("cronExpression", cron_expression), ("every", every), ("at", at))
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise InvalidScheduleError(
+                "cronExpression",
+                "give exactly one of cronExpression, every or at"
+                + (f" (got {', '.join(given)})" if given else ""),
+            )
+        trigger: Trigger
+        if cron_expression is not None:
+            trigger = CronTrigger(check_cron(cron_expression), tz)
+        elif every is not None:
+            # A new schedule is anchored at its creation: here, at `start`.
+            trigger = EveryTrigger(timedelta(seconds=_parse_every(every)[1]), moment)
+        else:
+            assert at is not None
+            try:
+                trigger = AtTrigger(parse_until(at, tz))
+            except ValueError as exc:
+                raise InvalidScheduleError("at", str(exc)) from None
+        hours = ActiveHours.parse(dict(active_hours)) if active_hours is not None else None
+        return tz_name, preview_ticks(trigger, tz, hours, moment, count)
 
     async def delete(self, schedule_id: str) -> None:
         if not await self.repo.delete(schedule_id):

@@ -11,6 +11,7 @@ from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.schedules import (
     ActiveHoursSpec,
     LastRun,
+    PreviewTick,
     ScheduleCreate,
     ScheduleCreated,
     ScheduleDelete,
@@ -18,6 +19,8 @@ from hearth.protocol.messages.schedules import (
     ScheduleInfo,
     ScheduleList,
     ScheduleListResult,
+    SchedulePreview,
+    SchedulePreviewResult,
     ScheduleRunInfo,
     ScheduleRuns,
     ScheduleRunsResult,
@@ -215,4 +218,25 @@ async def trigger(message: ScheduleTrigger, ctx: HandlerContext) -> ScheduleTrig
     run = await ctx.state.scheduler.trigger_now(record)
     return ScheduleTriggered(
         id=message.id, schedule_id=record.id, run_id=run.id, execution_id=run.execution_id
+    )
+
+
+@handles(SchedulePreview)
+async def preview(message: SchedulePreview, ctx: HandlerContext) -> SchedulePreviewResult:
+    try:
+        tz_name, ticks = ctx.state.schedules.preview(
+            cron_expression=message.cron_expression,
+            every=message.every,
+            at=message.at,
+            timezone=message.timezone,
+            active_hours=message.active_hours.to_wire() if message.active_hours else None,
+            start=message.from_,
+            count=message.count,
+        )
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    return SchedulePreviewResult(
+        id=message.id,
+        timezone=tz_name,
+        ticks=[PreviewTick(at=t.at, local=t.local, skipped=t.skipped) for t in ticks],
     )
