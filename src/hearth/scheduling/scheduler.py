@@ -333,7 +333,9 @@ class Scheduler:
         started: Started | None = None
         disabled: DomainEvent | None = None
         async with self.db.begin() as conn:
-            if not await self.repo.claim(conn, record.id, record.next_run, planned.values):
+            if not await self.repo.claim(
+                conn, record.id, record.next_run, record.version, planned.values
+            ):
                 return False
             if planned.fire and planned.fire_at is not None:
                 try:
@@ -565,7 +567,7 @@ class Scheduler:
                 )
                 if started.execution_id:
                     planned.values["last_execution_id"] = started.execution_id
-        if not self.sql.claim(conn, record.id, record.next_run, planned.values):
+        if not self.sql.claim(conn, record.id, record.next_run, record.version, planned.values):
             return None
         if started is not None:
             target.write_sqlite(conn, started)

@@ -101,6 +101,7 @@ class ScheduleRecord:
     last_execution_id: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 0  # bumped by every write (see store/tables.py)
 
 
 @dataclass(frozen=True)

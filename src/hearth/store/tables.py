@@ -208,6 +208,9 @@ schedules = sa.Table(
     sa.Column("last_execution_id", sa.String(36)),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    #: Bumped by every write, so a read-check-write (`schedule.update`) can tell whether the
+    #: row changed under it (a tick claimed meanwhile) and retry instead of undoing it.
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
 )
 
 #: Every tick's outcome, including skipped and missed ones. The unique (schedule, time) pair
