@@ -90,7 +90,7 @@ class Hearth:
             timeout_s=settings.models.timeout_s,
         )
         self.catalog = WorkflowCatalog(
-            [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools.names()
+            [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools
         )
         self.workflows = WorkflowEngine(
             db=self.db,

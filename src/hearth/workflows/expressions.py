@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from jinja2 import StrictUndefined, Template, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -234,6 +235,43 @@ class Expressions:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[key] = value
+
+    def references(self, source: str, *, condition: bool = False) -> list[tuple[str, str]]:
+        """The `(root, name)` pairs a template or condition reads by a literal name.
+
+        `input.city`, `input["city"]`, `steps.fetch.output` and `steps["my-step"]` give
+        `("input", "city")`, `("steps", "fetch")`, ...; a computed key (`input[name]`) cannot be
+        known before running and is left out, and so is a root the template assigns itself
+        (`{% set input = ... %}`, a loop variable or a macro parameter of that name). Lets the
+        loader say "input 'whoo' is not declared" before anything runs. Raises ExpressionError
+        when the text does not compile.
+        """
+        try:
+            tree: nodes.Node
+            if condition and not source.lstrip().startswith("{{"):
+                tree = Parser(self._env, source, state="variable").parse_expression()
+            else:
+                tree = self._env.parse(source)
+        except Exception as exc:
+            raise ExpressionError(source, _reason(exc)) from exc
+        roots = {"input", "steps"}
+        for name in tree.find_all(nodes.Name):
+            if name.ctx != "load":
+                roots.discard(name.name)
+        found: list[tuple[str, str]] = []
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            key: object
+            if isinstance(node, nodes.Getattr):
+                base, key = node.node, node.attr
+            elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                base, key = node.node, node.arg.value
+            else:
+                continue
+            if not isinstance(base, nodes.Name) or base.name not in roots:
+                continue
+            if isinstance(key, str) and (base.name, key) not in found:
+                found.append((base.name, key))
+        return found
 
     # -- evaluating ------------------------------------------------------------------------
 
