@@ -161,7 +161,7 @@ class Hearth:
         #: so they are closed when the gateway stops.
         self._retired_models: list[ModelFactory] = []
         self.catalog = WorkflowCatalog(
-            [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools.names()
+            [settings.workflows_dir, *settings.workflow_dirs], tools=self.tools
         )
         self.workflows = WorkflowEngine(
             db=self.db,

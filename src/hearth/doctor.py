@@ -308,9 +308,7 @@ async def check_models(settings: Settings) -> list[Check]:
 
 def check_workflows(settings: Settings) -> Check:
     tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
-    catalog = WorkflowCatalog(
-        [settings.workflows_dir, *settings.workflow_dirs], tools=tools.names()
-    )
+    catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs], tools=tools)
     loaded = catalog.reload()
     bad = [item for item in loaded if item.error]
     if bad:

@@ -18,6 +18,7 @@ from hearth.cli.common import (
     err_console,
     fail,
     run,
+    settings_for,
     with_client,
 )
 from hearth.client import GatewayClient
@@ -112,11 +113,27 @@ def list_workflows(data_dir: DataDirOption = None) -> None:
 
 @app.command("validate")
 def validate(file: Path, data_dir: DataDirOption = None) -> None:
-    """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad."""
-    loaded = load_workflow_file(file)
+    """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad.
+
+    Runs the gateway loader's own checks against the data directory's config.toml: the tools
+    must exist and be enabled there, literal arguments must fit them, and every input and step
+    a template names must be declared.
+    """
+    # Imported here: the tool registry pulls in httpx, which `hearth --help` need not load.
+    from hearth.tools import ToolRegistry, builtin_tools
+    from hearth.workflows.checks import check_workflow
+
+    settings = settings_for(data_dir)
+    tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+    loaded = check_workflow(load_workflow_file(file), tools)
     if loaded.valid and loaded.definition is not None:
         count = len(loaded.definition.steps)
-        console.print(f"{file}: valid ({count} step{'' if count == 1 else 's'})", highlight=False)
+        console.print(
+            f"{file}: valid ({count} step{'' if count == 1 else 's'})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         return
     err_console.print(loaded.error, highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(1)

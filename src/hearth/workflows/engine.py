@@ -797,7 +797,7 @@ class WorkflowEngine:
 
         if step.when and not approved and record.attempt == 1:
             try:
-                wanted = self.expressions.evaluate(step.when, context())
+                wanted = await self.expressions.aevaluate(step.when, context())
             except ExpressionError as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
             if not wanted:
@@ -808,11 +808,23 @@ class WorkflowEngine:
                     record, definition, run, definition.next_step_id(step.id)
                 )
 
+        limit = step.timeout_delta.total_seconds() if step.timeout_delta else None
         try:
-            args = self.expressions.render(step.args, context()) if step.action == "tool" else {}
-            prompt = self.expressions.render(step.prompt, context()) if step.prompt else None
+            # Rendered off the event loop, within the step's timeout (see Expressions.arender).
+            async with asyncio.timeout(limit):
+                args = (
+                    await self.expressions.arender(step.args, context())
+                    if step.action == "tool"
+                    else {}
+                )
+                prompt = (
+                    await self.expressions.arender(step.prompt, context()) if step.prompt else None
+                )
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
+        except TimeoutError:
+            reason = f"timed out after {limit:g} s while rendering the step's templates"
+            return await self._failed(record, definition, step, seq, started, reason, False)
 
         if gated and not approved:
             if approval is not None and approval.status != "pending":
@@ -905,7 +917,7 @@ class WorkflowEngine:
             _now(),
         )
         try:
-            target = self._route(
+            target = await self._route(
                 definition, step, lambda: self._context(record, definition, steps, run)
             )
         except ExpressionError as exc:
@@ -919,7 +931,7 @@ class WorkflowEngine:
         assert step.tool is not None
         return "retry" if self.tools.idempotent(step.tool, args) else "ask"
 
-    def _route(
+    async def _route(
         self,
         definition: WorkflowDef,
         step: StepDef,
@@ -928,7 +940,7 @@ class WorkflowEngine:
         if step.branches:
             names = context()
             for branch in step.branches:
-                if self.expressions.evaluate(branch.condition, names):
+                if await self.expressions.aevaluate(branch.condition, names):
                     return None if branch.goto == END else branch.goto
         if step.on_success:
             return None if step.on_success == END else step.on_success
@@ -976,7 +988,7 @@ class WorkflowEngine:
                 if delta is not None:
                     wake_at = now + delta
                 else:
-                    until = self.expressions.render(step.until, context())
+                    until = await self.expressions.arender(step.until, context())
                     wake_at = parse_until(str(until), ZoneInfo(self.config.timezone))
             except (ExpressionError, ValueError) as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
@@ -1008,7 +1020,7 @@ class WorkflowEngine:
             now,
         )
         try:
-            target = self._route(definition, step, context)
+            target = await self._route(definition, step, context)
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
         return await self._commit_step(record, definition, run, target)
@@ -1064,7 +1076,7 @@ class WorkflowEngine:
             )
         elif step.approval_prompt:
             try:
-                title = str(self.expressions.render(step.approval_prompt, context))
+                title = str(await self.expressions.arender(step.approval_prompt, context))
             except ExpressionError as exc:
                 title = f"Approve step {step.id}? (approval_prompt failed: {exc})"
         else:
