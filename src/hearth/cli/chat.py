@@ -121,7 +121,9 @@ async def _interactive(client: GatewayClient, session_id: str | None, model: str
             console.print(HELP)
             continue
         try:
-            session_id, _status = await exchange(client, text, session_id, model)
+            used, status = await exchange(client, text, session_id, model)
+            # A new session whose first reply failed is not kept by the gateway.
+            session_id = None if session_id is None and status == "error" else used
         except GatewayError as exc:
             err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
 

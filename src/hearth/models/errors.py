@@ -68,7 +68,8 @@ def describe(exc: BaseException, name: str) -> str:
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
     if isinstance(status, int):
-        message = _body_message(getattr(exc, "body", None)) or getattr(exc, "message", "") or ""
+        # Only the server's own words: pydantic-ai's message is a repr of the whole body.
+        message = _body_message(getattr(exc, "body", None)) or ""
         text = f"{name}: the model server answered HTTP {status}"
         if message:
             text += f": {_last_line(message)}"
