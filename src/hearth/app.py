@@ -27,6 +27,7 @@ from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
 from hearth.gateway.fanout import EventFanout
 from hearth.gateway.handlers import approvals, chat, core, heartbeat, schedules, workflows
+from hearth.gateway.handlers import notifications as notification_handlers
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -47,6 +48,7 @@ from hearth.secrets import KeyLookup, SecretStore
 from hearth.store import Database
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
+from hearth.store.notifications import NotificationRepository
 from hearth.store.schedules import ScheduleRepository
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
@@ -81,7 +83,14 @@ class Hearth:
             if self.db.backend == "postgresql"
             else LocalEventBus()
         )
-        self.tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+        self.notifications = NotificationRepository(
+            self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max
+        )
+        self.tools = ToolRegistry(
+            builtin_tools(
+                shell_enabled=settings.tools.shell.enabled, notifications=self.notifications
+            )
+        )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.models = ModelFactory(
             settings.models.default,
@@ -193,10 +202,12 @@ class Hearth:
             scheduler=self.scheduler,
             chat=self.chat,
             heartbeat=self.heartbeat,
+            notifications=self.notifications,
         )
         self.router = Router()
         for module in (core, workflows, approvals, schedules, chat, heartbeat):
             self.router.include(module)
+        self.router.include(notification_handlers)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
         self.nodes = NodeRepository(self.db)

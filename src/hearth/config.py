@@ -169,6 +169,15 @@ class HeartbeatSettings(Section):
     )
 
 
+class NotificationsSettings(Section):
+    """How long stored notifications are kept; older and surplus ones are deleted."""
+
+    keep: Duration = Field(
+        default=timedelta(days=30), description='Notifications older than this go ("30d").'
+    )
+    keep_max: int = Field(default=10_000, ge=1, description="At most this many are kept.")
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 
@@ -209,6 +218,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     @field_validator("timezone")

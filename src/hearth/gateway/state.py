@@ -14,6 +14,7 @@ from hearth.heartbeat.service import HeartbeatService
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.store import Database
+from hearth.store.notifications import NotificationRepository
 from hearth.workflows.engine import WorkflowEngine
 
 
@@ -31,6 +32,7 @@ class GatewayState:
     scheduler: Scheduler
     chat: ChatService
     heartbeat: HeartbeatService
+    notifications: NotificationRepository
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -33,13 +33,16 @@ class ToolContext:
 
     `idempotency_key` (execution id + step run number) lets a tool that talks to the outside
     world recognise a retry of the same step after a crash; `source` says who called, so a
-    person reading a notification knows where it came from.
+    person reading a notification knows where it came from; `execution_id` and `step_id`
+    say which workflow step called, so a stored notification can be shown with its execution.
     """
 
     workspace: Path
     bus: EventBus
     idempotency_key: str | None = None
     source: str | None = None
+    execution_id: str | None = None
+    step_id: str | None = None
 
 
 class ToolError(Exception):

@@ -771,6 +771,8 @@ class WorkflowEngine:
                 bus=self.bus,
                 idempotency_key=f"{record.id}:{seq}",
                 source=f"workflow:{record.workflow_id}",
+                execution_id=record.id,
+                step_id=step.id,
             )
             return await self.tools.call(step.tool, args, context)
         if step.action == "model":
