@@ -7,6 +7,7 @@ import typer
 from hearth import __version__
 from hearth.cli import db, heartbeat, keys, protocol_cmd, schedule, token, workflow
 from hearth.cli.chat import chat
+from hearth.cli.notifications import notifications
 from hearth.cli.serve import serve
 from hearth.cli.status import status
 
@@ -31,6 +32,7 @@ app.command("chat")(chat)
 app.add_typer(keys.app, name="keys")
 app.command("models")(keys.models)
 app.command("approvals")(workflow.approvals)
+app.command("notifications")(notifications)
 
 
 def _version(value: bool) -> None:
