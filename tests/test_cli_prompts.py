@@ -7,14 +7,21 @@ waited longer than the ping interval" takes a second rather than a minute.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hearth.client import GatewayClient
+from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
+from hearth.protocol.messages.chat import ToolApprovalResolved, ToolApprovalResponse
+from tests.support.cli import cli_env
+from tests.support.fake_openai import FakeOpenAI, Text, ToolCall
 from tests.support.gateway import GatewayProcess, start_gateway_process
 from tests.support.workflows import write_workflow
 from tests.test_cli_workflows import (
@@ -176,3 +183,65 @@ def test_notifications_in_run_show_and_the_notifications_command(
     assert "3 items need you" in listing.stdout
     assert bad.returncode == 2
     assert "--since 'yesterday' is neither a duration" in flat(bad.stderr)
+
+
+async def _read_until(stream: asyncio.StreamReader, fragment: str, seen: list[str]) -> None:
+    async with asyncio.timeout(60):
+        while fragment not in "".join(seen):
+            chunk = await stream.read(4096)
+            if not chunk:
+                pytest.fail(f"output ended before {fragment!r}:\n{''.join(seen)}")
+            seen.append(chunk.decode())
+
+
+async def test_chat_tool_approval_answered_from_another_client(data_dir: Path) -> None:
+    async with FakeOpenAI() as fake:
+        (data_dir / "config.toml").write_text(
+            f'[models]\ndefault = "local:fake-model"\n\n'
+            f'[providers.local]\nkind = "openai"\nbase_url = "{fake.base_url}"\n'
+        )
+        fake.script(
+            ToolCall("file_write", {"path": "note.txt", "content": "hi"}, id="call-w"),
+            Text("Written."),
+        )
+        gateway = start_gateway_process(data_dir)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hearth",
+            "chat",
+            "-m",
+            "write a note",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(data_dir),
+        )
+        try:
+            assert process.stdout is not None
+            seen: list[str] = []
+            await _read_until(process.stdout, "allow? y = yes", seen)
+            other = GatewayClient(gateway.url, gateway.token)
+            await other.connect()
+            try:
+                waiting = await other.request(ApprovalList(id="a1"), ApprovalListResult)
+                (call,) = [a for a in waiting.approvals if a.kind == "tool"]
+                assert call.tool_call_id is not None
+                await other.request(
+                    ToolApprovalResponse(id="r1", tool_call_id=call.tool_call_id, approved=True),
+                    ToolApprovalResolved,
+                )
+            finally:
+                await other.close()
+            async with asyncio.timeout(60):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            assert gateway.stop() == 0, gateway.log()
+    printed = flat("".join(seen) + out.decode())
+    assert process.returncode == 0, printed + err.decode()
+    assert "approved by another client" in printed
+    assert printed.index("approved by another client") < printed.index("Written.")
+    assert (data_dir / "workspace" / "note.txt").read_text() == "hi"
