@@ -142,9 +142,21 @@ def test_ctrl_c_at_the_prompt_leaves_the_execution_waiting(
     assert f"follow it: hearth workflow show {execution_id}" in printed
     assert f"answer it: hearth workflow approve {execution_id} write (or deny)" in printed
 
-    show = hearth_cli("workflow", "show", execution_id, data_dir=served.data_dir)
+    # Any unique prefix of the id will do (the first 24 characters hold random bits).
+    show = hearth_cli("workflow", "show", execution_id[:24], data_dir=served.data_dir)
     assert show.returncode == 0, show.stderr
-    assert "paused (waiting for approval)" in flat(show.stdout)
+    assert f"execution {execution_id} workflow greet paused (waiting for approval)" in flat(
+        show.stdout
+    )
+    denied, unknown = hearth_cli_together(
+        ("workflow", "deny", execution_id[:24], "write"),
+        ("workflow", "cancel", "no-such-execution"),
+        data_dir=served.data_dir,
+    )
+    assert denied.returncode == 0, denied.stderr
+    assert flat(denied.stdout) == f"denied write of {execution_id}"
+    assert unknown.returncode == 1
+    assert "EXECUTION_NOT_FOUND: no execution 'no-such-execution'" in flat(unknown.stderr)
 
 
 def test_notifications_in_run_show_and_the_notifications_command(

@@ -68,6 +68,16 @@ STATUS_STYLE = {
 }
 
 
+ExecutionArg = Annotated[
+    str, typer.Argument(help="The execution id, or any unique prefix of it.", show_default=False)
+]
+StepArg = Annotated[str, typer.Argument(help="The gated step's id.", show_default=False)]
+CommentOption = Annotated[
+    str | None,
+    typer.Option("--comment", "-c", help="Why; kept with the answer.", show_default=False),
+]
+
+
 def _styled(status: str) -> str:
     style = STATUS_STYLE.get(status, "")
     return f"[{style}]{status}[/]" if style else status
@@ -343,9 +353,7 @@ def _print_detail(execution: ExecutionDetail) -> None:
 
 @app.command("show")
 def show(
-    execution_id: Annotated[
-        str, typer.Argument(help="The execution id, or any unique prefix of it.")
-    ],
+    execution_id: ExecutionArg,
     data_dir: DataDirOption = None,
 ) -> None:
     """Show one execution with every step run and the notifications it sent."""
@@ -386,15 +394,18 @@ def _answer(
             WorkflowApprovalResolved,
         )
 
-    run(with_client(data_dir, send))
-    console.print(f"{'approved' if approved else 'denied'} {step_id} of {execution_id}")
+    reply = run(with_client(data_dir, send))
+    console.print(
+        f"{'approved' if approved else 'denied'} {step_id} of {reply.execution_id}",
+        highlight=False,
+    )
 
 
 @app.command("approve")
 def approve(
-    execution_id: str,
-    step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    execution_id: ExecutionArg,
+    step_id: StepArg,
+    comment: CommentOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Approve a gated step (the first answer from any client wins)."""
@@ -403,9 +414,9 @@ def approve(
 
 @app.command("deny")
 def deny(
-    execution_id: str,
-    step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    execution_id: ExecutionArg,
+    step_id: StepArg,
+    comment: CommentOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Deny a gated step; the execution is cancelled with your reason."""
@@ -413,7 +424,7 @@ def deny(
 
 
 @app.command("cancel")
-def cancel(execution_id: str, data_dir: DataDirOption = None) -> None:
+def cancel(execution_id: ExecutionArg, data_dir: DataDirOption = None) -> None:
     """Stop a running or paused execution (a running step is interrupted)."""
 
     async def send(client: GatewayClient) -> WorkflowCancelled:
@@ -422,7 +433,7 @@ def cancel(execution_id: str, data_dir: DataDirOption = None) -> None:
         )
 
     reply = run(with_client(data_dir, send))
-    console.print(f"execution {reply.execution_id}: {_styled(reply.status)}")
+    console.print(f"execution {reply.execution_id}: {_styled(reply.status)}", highlight=False)
 
 
 @app.command("history")
