@@ -49,6 +49,7 @@ from hearth.gateway.handlers import (
     telegram,
     workflows,
 )
+from hearth.gateway.handlers import notifications as notification_handlers
 from hearth.gateway.server import (
     GatewayServer,
     bind_socket,
@@ -73,6 +74,7 @@ from hearth.secrets import KeyLookup, SecretStore
 from hearth.store import Database
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
+from hearth.store.notifications import NotificationRepository
 from hearth.store.schedules import ScheduleRepository
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
@@ -144,6 +146,9 @@ class Hearth:
             if self.db.backend == "postgresql"
             else LocalEventBus()
         )
+        self.notifications = NotificationRepository(
+            self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max
+        )
         tool_settings = settings.tools
         self.tools = ToolRegistry(
             builtin_tools(
@@ -152,6 +157,7 @@ class Hearth:
                 http_trust_env=tool_settings.http.trust_env,
                 shell_env=tool_settings.shell.env,
                 shell_pass_env=tool_settings.shell.pass_env,
+                notifications=self.notifications,
             )
         )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
@@ -265,10 +271,12 @@ class Hearth:
             reload_config=self.reload_config,
             telegram=self.telegram,
             metrics=self.metrics,
+            notifications=self.notifications,
         )
         self.router = Router()
         for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
             self.router.include(module)
+        self.router.include(notification_handlers)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
         self.fanout = EventFanout(self.bus, self.state.connections)
         self.nodes = NodeRepository(self.db)

@@ -293,6 +293,15 @@ class TelegramSettings(Section):
         return value.rstrip("/")
 
 
+class NotificationsSettings(Section):
+    """How long stored notifications are kept; older and surplus ones are deleted."""
+
+    keep: Duration = Field(
+        default=timedelta(days=30), description='Notifications older than this go ("30d").'
+    )
+    keep_max: int = Field(default=10_000, ge=1, description="At most this many are kept.")
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads at start-up."""
 
@@ -336,6 +345,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
 
     #: The command-line flags these settings were built with, so that a reload of config.toml

@@ -80,6 +80,11 @@ COMMANDS = (
         "Back up the data directory, check an archive, restore it into a new directory.",
     ),
     LazyCommand("service", "hearth.cli.service:app", "Run the gateway as a systemd service."),
+    LazyCommand(
+        "notifications",
+        "hearth.cli.notifications:notifications",
+        "Show what notify steps sent (newest first); --follow keeps printing new ones.",
+    ),
 )
 
 

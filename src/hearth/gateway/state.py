@@ -19,6 +19,7 @@ from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.secrets import KeyLookup
 from hearth.store import Database
+from hearth.store.notifications import NotificationRepository
 from hearth.workflows.engine import WorkflowEngine
 
 
@@ -38,6 +39,7 @@ class GatewayState:
     heartbeat: HeartbeatService
     #: Where provider keys come from (for `models.list`; never sent on the wire).
     keys: KeyLookup
+    notifications: NotificationRepository
     #: Re-reads config.toml and applies what it can (`config.reload`); its argument names
     #: who asked, for the log. Settable after construction: the composition root owns it.
     reload_config: Callable[[str], Awaitable[ReloadOutcome]] | None = None

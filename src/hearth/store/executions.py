@@ -181,6 +181,15 @@ class ExecutionRepository:
         async with self.db.connect() as own:
             return await self._get_in(own, query)
 
+    async def ids_starting_with(self, prefix: str, limit: int = 5) -> list[str]:
+        """Execution ids that begin with `prefix` (at most `limit`), so a person can type the
+        first characters of an id as shown in tables, the way schedule ids work."""
+        query = (
+            sa.select(ex.id).where(ex.id.startswith(prefix, autoescape=True)).order_by(ex.id)
+        ).limit(limit)
+        async with self.db.connect() as conn:
+            return [row[0] for row in await conn.execute(query)]
+
     async def _get_in(self, conn: AsyncConnection, query: sa.Select[Any]) -> ExecutionRecord | None:
         row = (await conn.execute(query)).first()
         if row is None:

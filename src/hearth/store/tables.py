@@ -404,3 +404,22 @@ telegram_pairings = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("used_at", UtcDateTime()),
 )
+
+#: Every `notify` a person was sent, so a client that was offline can read it later (and the
+#: Telegram channel and the dashboard can deliver it). The integer id orders them and is the
+#: cursor a follower compares against. `dedupe_key` is the tool call's idempotency key: a step
+#: that runs again after a crash does not store its notification twice. Bounded by the
+#: `[notifications]` retention settings.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("source", sa.String(200)),
+    sa.Column("execution_id", sa.String(36), index=True),
+    sa.Column("step_id", sa.String(64)),
+    sa.Column("dedupe_key", sa.String(200), unique=True),
+    sqlite_autoincrement=True,
+)

@@ -35,12 +35,16 @@ class ToolContext:
     gateway stopped in runs again, and new for every retry, so a tool that talks to the outside
     world can let the other side recognise a repeat; `source` says who called, so a person
     reading a notification knows where it came from.
+    `execution_id` and `step_id` say which workflow step called, so a stored notification can
+    be shown with its execution.
     """
 
     workspace: Path
     bus: EventBus
     idempotency_key: str | None = None
     source: str | None = None
+    execution_id: str | None = None
+    step_id: str | None = None
 
 
 class ToolError(Exception):

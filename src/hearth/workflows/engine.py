@@ -959,6 +959,8 @@ class WorkflowEngine:
                 # The same when an interrupted step runs again, new for every retry and visit.
                 idempotency_key=f"{record.id}:{step.id}:{record.visit_seq}:{record.attempt}",
                 source=f"workflow:{record.workflow_id}",
+                execution_id=record.id,
+                step_id=step.id,
             )
             return await self.tools.call(step.tool, args, context)
         if step.action == "model":
