@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import socket
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +18,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from hearth.events import LocalEventBus
+from hearth.netrules import NetPolicy
 from hearth.protocol.messages.notifications import Notification
 from hearth.tools import (
     Risk,
@@ -54,7 +58,10 @@ def ctx(workspace: Path, bus: LocalEventBus) -> ToolContext:
 
 @pytest.fixture
 def tools() -> ToolRegistry:
-    return ToolRegistry(builtin_tools(shell_enabled=True))
+    # The fake servers below listen on loopback, which http.request refuses unless allowed.
+    return ToolRegistry(
+        builtin_tools(shell_enabled=True, http_policy=NetPolicy.parse(["127.0.0.1"], []))
+    )
 
 
 class EchoArgs(BaseModel):
@@ -369,7 +376,7 @@ async def test_paths_outside_the_workspace_are_refused(
         assert "must be relative to the workspace" in message
 
 
-async def test_symlink_out_is_refused_and_symlink_inside_is_followed(
+async def test_symlinks_are_never_followed(
     tools: ToolRegistry, ctx: ToolContext, workspace: Path, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
@@ -378,23 +385,103 @@ async def test_symlink_out_is_refused_and_symlink_inside_is_followed(
     (workspace / "escape").symlink_to(outside)
     (workspace / "escape-file").symlink_to(outside / "secret.txt")
     for path in ["escape/secret.txt", "escape-file"]:
-        with pytest.raises(ToolError, match="outside the workspace"):
+        with pytest.raises(ToolError, match="goes through a symbolic link"):
             await tools.call("file.read", {"path": path}, ctx)
-        with pytest.raises(ToolError, match="outside the workspace"):
-            await tools.call("file.write", {"path": path, "content": "pwned"}, ctx)
-    with pytest.raises(ToolError, match="outside the workspace"):
-        await tools.call("file.write", {"path": "escape/new.txt", "content": "x"}, ctx)
+        for mode in ["overwrite", "append"]:
+            with pytest.raises(ToolError, match="goes through a symbolic link"):
+                await tools.call(
+                    "file.write", {"path": path, "content": "pwned", "mode": mode}, ctx
+                )
+    with pytest.raises(ToolError, match="goes through a symbolic link"):
+        await tools.call("file.write", {"path": "escape/new/deeper.txt", "content": "x"}, ctx)
     assert (outside / "secret.txt").read_text() == "secret"
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
+    # Even a link that stays inside is refused: it could be re-pointed between two calls.
     (workspace / "real.txt").write_text("inside")
     (workspace / "alias.txt").symlink_to(workspace / "real.txt")
-    read = await tools.call("file.read", {"path": "alias.txt"}, ctx)
-    assert read["content"] == "inside"
-    assert read["path"] == "alias.txt"
-    await tools.call("file.write", {"path": "alias.txt", "content": "changed"}, ctx)
+    with pytest.raises(ToolError, match=r"'alias\.txt' goes through a symbolic link"):
+        await tools.call("file.read", {"path": "alias.txt"}, ctx)
+    with pytest.raises(ToolError, match=r"'alias\.txt' goes through a symbolic link"):
+        await tools.call("file.write", {"path": "alias.txt", "content": "changed"}, ctx)
     assert (workspace / "alias.txt").is_symlink()
-    assert (workspace / "real.txt").read_text() == "changed"
+    assert (workspace / "real.txt").read_text() == "inside"
+
+
+async def test_hard_linked_files_are_refused(
+    tools: ToolRegistry, ctx: ToolContext, workspace: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("private")
+    os.link(outside, workspace / "linked.txt")
+    with pytest.raises(ToolError, match=r"'linked\.txt' has 2 hard links"):
+        await tools.call("file.read", {"path": "linked.txt"}, ctx)
+    for mode in ["append", "overwrite"]:
+        with pytest.raises(ToolError, match=r"'linked\.txt' has 2 hard links"):
+            await tools.call(
+                "file.write", {"path": "linked.txt", "content": "+more", "mode": mode}, ctx
+            )
+    assert outside.read_text() == "private"
+    assert (workspace / "linked.txt").read_text() == "private"
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two names in one step (Linux renameat2 RENAME_EXCHANGE): no moment without both."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _swap_forever(workspace: Path, outside: Path, stop: threading.Event) -> None:
+    """Exchange `workspace/realdir` and a symlink to `outside` atomically until stopped."""
+    link = workspace / "linkdir"
+    link.symlink_to(outside, target_is_directory=True)
+    while not stop.is_set():
+        _exchange(workspace / "realdir", link)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="atomic exchange needs renameat2")
+async def test_a_symlink_swapped_in_during_calls_never_leads_outside(
+    tools: ToolRegistry, ctx: ToolContext, workspace: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "peek.txt").write_text("OUTSIDE SECRET")
+    (workspace / "realdir").mkdir()
+    (workspace / "realdir" / "peek.txt").write_text("inside")
+    stop = threading.Event()
+    swapper = threading.Thread(target=_swap_forever, args=(workspace, outside, stop))
+    swapper.start()
+    reads: list[str] = []
+    refusals = 0
+    try:
+        for n in range(300):
+            calls = [
+                tools.call("file.read", {"path": "realdir/peek.txt"}, ctx),
+                tools.call(
+                    "file.write",
+                    {"path": "realdir/t.txt", "content": f"{n}\n", "mode": "append"},
+                    ctx,
+                ),
+                tools.call("file.write", {"path": "realdir/o.txt", "content": f"{n}"}, ctx),
+            ]
+            for outcome in await asyncio.gather(*calls, return_exceptions=True):
+                if isinstance(outcome, ToolError):
+                    refusals += 1
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                elif "content" in outcome:
+                    reads.append(outcome["content"])
+    finally:
+        stop.set()
+        swapper.join()
+    assert sorted(p.name for p in outside.iterdir()) == ["peek.txt"]
+    assert (outside / "peek.txt").read_text() == "OUTSIDE SECRET"
+    assert set(reads) <= {"inside"}
+    assert reads, "no read ever got through: the race was not exercised"
+    assert refusals, "no call ever met the swapped-in link: the race was not exercised"
 
 
 async def test_read_refuses_big_binary_missing_and_directories(
@@ -595,9 +682,11 @@ async def test_shell_cwd_is_confined(
     sub = await tools.call("shell.run", {"command": "pwd -P", "cwd": "sub"}, ctx)
     assert sub["stdout"].strip() == str((workspace / "sub").resolve())
     (workspace / "out").symlink_to(tmp_path)
-    for cwd in ["/tmp", "..", "sub/../..", "out"]:
+    for cwd in ["/tmp", "..", "sub/../.."]:
         with pytest.raises(ToolError, match="must be relative to the workspace"):
             await tools.call("shell.run", {"command": "pwd", "cwd": cwd}, ctx)
+    with pytest.raises(ToolError, match="'out' goes through a symbolic link"):
+        await tools.call("shell.run", {"command": "pwd", "cwd": "out"}, ctx)
     with pytest.raises(ToolError, match="not a directory"):
         await tools.call("shell.run", {"command": "pwd", "cwd": "missing"}, ctx)
 
@@ -643,3 +732,25 @@ def test_shell_arguments(tools: ToolRegistry) -> None:
         tools.validate("shell.run", {"command": "true", "timeout": 3601})
     with pytest.raises(ToolArgumentsError, match=r"args\.command"):
         tools.validate("shell.run", {"command": ""})
+
+
+async def test_shell_sees_a_minimal_environment_plus_what_is_named(
+    ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak-0123456789")
+    monkeypatch.setenv("HEARTH_DATABASE_URL", "postgresql://user:pw@db/hearth")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ada")
+    plain = ToolRegistry(builtin_tools(shell_enabled=True))
+    seen = await plain.call("shell.run", {"command": "env"}, ctx)
+    names = {line.split("=", 1)[0] for line in seen["stdout"].splitlines()}
+    assert "sk-do-not-leak" not in seen["stdout"]
+    assert "pw@db" not in seen["stdout"]
+    assert {"PATH", "HOME"} <= names
+    assert names <= {"PATH", "HOME", "LANG", "TZ", "PWD", "SHLVL", "_"}
+    configured = ToolRegistry(
+        builtin_tools(
+            shell_enabled=True, shell_env={"EDITOR": "vi"}, shell_pass_env=["GIT_AUTHOR_NAME"]
+        )
+    )
+    seen = await configured.call("shell.run", {"command": "echo $EDITOR $GIT_AUTHOR_NAME"}, ctx)
+    assert seen["stdout"] == "vi Ada\n"

@@ -238,8 +238,12 @@ async def test_retries_then_failure_names_the_step(gateway: RunningGateway) -> N
 
 
 @pytest.fixture
-async def silent_server() -> AsyncIterator[str]:
-    """A TCP server that accepts connections and never answers (a hung dependency)."""
+async def silent_server(data_dir: Path) -> AsyncIterator[str]:
+    """A TCP server that accepts connections and never answers (a hung dependency).
+
+    It listens on loopback, which http.request refuses unless allowed: the config it writes
+    opens it, so request this fixture before the gateway that reads the config.
+    """
     held: list[asyncio.StreamWriter] = []
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -247,6 +251,7 @@ async def silent_server() -> AsyncIterator[str]:
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    (data_dir / "config.toml").write_text(f'[tools.http]\nallow = ["127.0.0.1:{port}"]\n')
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -257,7 +262,7 @@ async def silent_server() -> AsyncIterator[str]:
 
 
 async def test_step_timeout_cancels_a_blocked_call(
-    sqlite_gateway: RunningGateway, silent_server: str
+    silent_server: str, sqlite_gateway: RunningGateway
 ) -> None:
     write_workflow(
         sqlite_gateway.data_dir,
@@ -280,7 +285,7 @@ async def test_step_timeout_cancels_a_blocked_call(
     assert "timed out after 0.5 s" in (done.execution.steps[0].error or "")
 
 
-async def test_cancel_a_running_step(sqlite_gateway: RunningGateway, silent_server: str) -> None:
+async def test_cancel_a_running_step(silent_server: str, sqlite_gateway: RunningGateway) -> None:
     write_workflow(
         sqlite_gateway.data_dir,
         "hang",
@@ -410,7 +415,7 @@ async def test_expression_errors_fail_the_step_not_the_engine(gateway: RunningGa
         steps:
           - id: a
             action: noop
-            when: "input.missing > 1"
+            when: "steps.b.output.missing > 1"
           - id: b
             action: noop
         """,
@@ -420,7 +425,7 @@ async def test_expression_errors_fail_the_step_not_the_engine(gateway: RunningGa
     execution_id = await trigger(client, "bad_expr")
     done = await wait_status(client, execution_id, TERMINAL)
     assert done.execution.status == "failed"
-    assert "input.missing > 1" in (done.execution.error or "")
+    assert "steps.b.output.missing > 1" in (done.execution.error or "")
     assert [s.step_id for s in done.execution.steps] == ["a"]
 
 

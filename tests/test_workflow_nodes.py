@@ -17,6 +17,9 @@ NODE_CONFIG = """
 [workflows]
 lease_s = 2
 recovery_interval_s = 0.3
+
+[tools.http]
+allow = ["127.0.0.1"]  # the fake remote service listens on loopback
 """
 
 
@@ -62,6 +65,7 @@ async def test_other_node_finishes_a_dead_nodes_execution(
             action: tool
             tool: http.request
             args: {{method: POST, url: "{url}", timeout: 120}}
+            on_interrupt: retry  # a POST would otherwise ask a person before running again
           - id: after
             action: noop
     """

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -30,6 +30,9 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from hearth.datadir import default_data_dir
+from hearth.netrules import parse_rules
 
 ENV_PREFIX = "HEARTH_"
 CONFIG_FILE = "config.toml"
@@ -67,13 +70,45 @@ class GatewayLimits(Section):
 
 
 class ShellToolSettings(Section):
+    """`shell.run`: off by default; commands see only PATH, HOME, LANG, TZ plus what is named."""
+
     enabled: bool = False
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for every command."
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Names of gateway environment variables passed through to commands.",
+    )
+
+
+class HttpToolSettings(Section):
+    """`http.request`: public addresses only, unless an entry here opens more (or closes some)."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description='Hosts, host:port pairs or networks to allow, e.g. ["127.0.0.1:8123", '
+        '"homeassistant.local", "10.0.0.0/24"].',
+    )
+    deny: list[str] = Field(
+        default_factory=list, description="Hosts, host:port pairs or networks always refused."
+    )
+    trust_env: bool = Field(
+        default=False, description="Use HTTP(S)_PROXY / NO_PROXY from the environment."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        parse_rules(value)  # raises ValueError naming the bad entry
+        return value
 
 
 class ToolsSettings(Section):
     """Built-in tools. The shell tool is off unless a person turns it on."""
 
     shell: ShellToolSettings = Field(default_factory=ShellToolSettings)
+    http: HttpToolSettings = Field(default_factory=HttpToolSettings)
     approval_timeout_s: float = Field(
         default=300.0, gt=0, description="Unanswered chat tool approvals are denied after this."
     )
@@ -95,6 +130,12 @@ class WorkflowSettings(Section):
         "another node (sharing PostgreSQL) resumes it.",
     )
     recovery_interval_s: float = Field(default=5.0, gt=0)
+    crash_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive crashes of the engine at one step after which the execution "
+        "fails instead of being resumed again.",
+    )
     watch: bool = Field(default=True, description="Reload workflow files when they change.")
 
 
@@ -126,6 +167,9 @@ class ProviderSettings(Section):
     base_url: str | None = None
     api_key_env: str | None = None
     structured_output: Literal["auto", "tool", "native", "prompted"] = "auto"
+    #: None: offer tools and drop them for a model that fails with them (learned per process);
+    #: false: never offer tools; true: always offer them (a failure is reported, not avoided).
+    tools: bool | None = None
 
 
 class ModelsSettings(Section):
@@ -174,6 +218,29 @@ class HeartbeatSettings(Section):
     )
     failing_after: int = Field(
         default=3, ge=1, description="Consecutive failed runs before one 'heartbeat failing' alert."
+    )
+
+
+class LoggingSettings(Section):
+    """Logs always go to stderr (journald and `docker logs` read it); `file` adds a copy."""
+
+    file: Path | None = Field(
+        default=None,
+        description="Also write logs to this file (relative paths are inside the data "
+        "directory), rotated by size.",
+    )
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Rotate past this.")
+    backups: int = Field(default=5, ge=0, le=100, description="Rotated files kept.")
+
+
+class MetricsSettings(Section):
+    """`GET /metrics` in Prometheus text format."""
+
+    enabled: bool = Field(default=False, description="Serve /metrics.")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token scrapers must send; without one only loopback may scrape. "
+        "Prefer HEARTH_METRICS__TOKEN to writing it here.",
     )
 
 
@@ -226,8 +293,13 @@ class TelegramSettings(Section):
         return value.rstrip("/")
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
+class NotificationsSettings(Section):
+    """How long stored notifications are kept; older and surplus ones are deleted."""
+
+    keep: Duration = Field(
+        default=timedelta(days=30), description='Notifications older than this go ("30d").'
+    )
+    keep_max: int = Field(default=10_000, ge=1, description="At most this many are kept.")
 
 
 class Settings(BaseSettings):
@@ -258,6 +330,10 @@ class Settings(BaseSettings):
     workflow_dirs: list[Path] = Field(
         default_factory=list, description="Extra directories of workflow YAML files."
     )
+    watch_config: bool = Field(
+        default=True,
+        description="Reload config.toml when it changes (SIGHUP and `hearth reload` always do).",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: GatewayLimits = Field(default_factory=GatewayLimits)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
@@ -266,8 +342,15 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    #: The command-line flags these settings were built with, so that a reload of config.toml
+    #: keeps them on top (a flag still beats the file).
+    _flags: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -295,6 +378,15 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_FILE
+
+    @property
+    def log_file(self) -> Path | None:
+        """The log file, resolved inside the data directory when relative (None: stderr only)."""
+        path = self.logging.file
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else self.data_dir / path
 
     @property
     def token_path(self) -> Path:
@@ -381,7 +473,7 @@ def load_settings(**flags: Any) -> Settings:
     """
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         data_dir = Path(
             given.get("data_dir") or os.environ.get(ENV_PREFIX + "DATA_DIR") or default_data_dir()
@@ -397,3 +489,60 @@ def load_settings(**flags: Any) -> Settings:
         raise ConfigError(
             f"bad setting {key}: {reason} (from {_origin_of(key, file_values, path)})"
         ) from None
+    settings._flags = given
+    return settings
+
+
+def reload_settings(current: Settings) -> Settings:
+    """Read the sources again with the same command-line flags; ConfigError when they are bad."""
+    return load_settings(**current._flags)
+
+
+_EMPTY_TABLE = object()
+
+
+def _flatten(value: Any, path: tuple[str, ...], into: dict[tuple[str, ...], Any]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            into[path] = _EMPTY_TABLE
+        for key, item in value.items():
+            _flatten(item, (*path, str(key)), into)
+    else:
+        into[path] = value
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    """TOML's way of naming a key: `tools.policy."file.write"`."""
+    return ".".join(f'"{part}"' if "." in part else part for part in path)
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """Dotted names of the settings that differ (`providers.local.base_url`, `port`, …).
+
+    A table that appears or disappears as a whole (a new `[providers.NAME]`) is named once,
+    not field by field.
+    """
+    before: dict[tuple[str, ...], Any] = {}
+    after: dict[tuple[str, ...], Any] = {}
+    _flatten(old.model_dump(mode="json"), (), before)
+    _flatten(new.model_dump(mode="json"), (), after)
+    had = {path[:n] for path in before for n in range(1, len(path) + 1)}
+    has = {path[:n] for path in after for n in range(1, len(path) + 1)}
+    changed = set()
+    for path in before.keys() | after.keys():
+        if _EMPTY_TABLE in (before.get(path), after.get(path)):
+            continue  # the table's entries (or their absence) say what changed
+        if path in before and path in after and before[path] == after[path]:
+            continue
+        first = next(
+            path[:n]
+            for n in range(1, len(path) + 1)
+            if (path[:n] in had) != (path[:n] in has) or n == len(path)
+        )
+        changed.add(_dotted(first))
+    return sorted(changed)
+
+
+def key_matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    """True when `key` is one of `prefixes` or lies inside one (`limits` covers `limits.x`)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)

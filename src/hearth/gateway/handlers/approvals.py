@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from hearth.gateway.dispatch import HandlerContext, handles
-from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult, PendingApproval
+from hearth.protocol.messages.approvals import (
+    ApprovalKind,
+    ApprovalList,
+    ApprovalListResult,
+    PendingApproval,
+)
+
+_KINDS: dict[str, ApprovalKind] = {"workflow": "workflow", "interrupted": "interrupted"}
 
 
 @handles(ApprovalList)
@@ -19,7 +26,7 @@ async def list_pending(message: ApprovalList, ctx: HandlerContext) -> ApprovalLi
         items.append(
             PendingApproval(
                 approval_id=record.id,
-                kind="workflow" if record.kind == "workflow" else "tool",
+                kind=_KINDS.get(record.kind, "tool"),
                 title=record.title,
                 args=record.args,
                 requested_at=record.requested_at,

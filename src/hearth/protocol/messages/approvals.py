@@ -7,10 +7,15 @@ from typing import Any, Literal
 
 from hearth.protocol.base import ClientMessage, Reply, WireModel
 
+#: `workflow`: a step's approval gate; `interrupted`: a workflow step the gateway stopped in,
+#: asking whether to run it again (answered with `workflow.approval` like a gate); `tool`: a
+#: chat tool call.
+ApprovalKind = Literal["workflow", "interrupted", "tool"]
+
 
 class PendingApproval(WireModel):
     approval_id: str
-    kind: Literal["workflow", "tool"]
+    kind: ApprovalKind
     title: str
     args: Any = None
     requested_at: datetime

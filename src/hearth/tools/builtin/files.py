@@ -1,5 +1,8 @@
 """`file.read` and `file.write`: text files inside the workspace, and nowhere else.
 
+Every open goes through `hearth.tools.workspace` (directory descriptors, no links followed,
+no hard-linked files), so a path swapped under us between two calls cannot lead out.
+
 File I/O runs in a worker thread so a slow disk never stalls the event loop that also serves
 every WebSocket client.
 """
@@ -9,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from hearth.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolError
-from hearth.tools.workspace import WorkspacePath, resolve_in_workspace
+from hearth.tools.workspace import (
+    WorkspacePath,
+    check_regular,
+    open_file,
+    open_parent,
+    resolve_in_workspace,
+    symlink_error,
+)
 
 #: Larger files would not fit in a model's context or a protocol frame anyway.
 MAX_READ_BYTES = 1024 * 1024
-#: Mode for files the tool creates; existing files keep theirs.
-NEW_FILE_MODE = 0o644
+#: Mode for files the tool creates (private, like the data directory); existing files keep theirs.
+NEW_FILE_MODE = 0o600
 
 
 class FileReadArgs(ToolArgs):
@@ -50,19 +59,16 @@ class FileWriteArgs(ToolArgs):
 
 def _read_text(target: WorkspacePath) -> dict[str, Any]:
     try:
-        info = target.real.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ToolError(f"{target.shown!r} is a directory, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            # A FIFO or device would block the reading thread or never end.
-            raise ToolError(f"{target.shown!r} is not a regular file")
-        if info.st_size > MAX_READ_BYTES:
-            raise ToolError(
-                f"{target.shown!r} is {info.st_size} bytes; "
-                f"file.read only reads files up to {MAX_READ_BYTES} bytes (1 MiB)"
-            )
-        with target.real.open("rb") as handle:
-            # One byte past the limit tells us the file grew after stat().
+        with open_parent(target) as parent:
+            fd = open_file(target, parent, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_READ_BYTES:
+                raise ToolError(
+                    f"{target.shown!r} is {size} bytes; "
+                    f"file.read only reads files up to {MAX_READ_BYTES} bytes (1 MiB)"
+                )
+            # One byte past the limit tells us the file grew after fstat().
             data = handle.read(MAX_READ_BYTES + 1)
     except FileNotFoundError:
         raise ToolError(f"{target.shown!r} does not exist in the workspace") from None
@@ -85,37 +91,53 @@ def _read_text(target: WorkspacePath) -> dict[str, Any]:
     return {"path": target.shown, "content": content, "size": len(data)}
 
 
-def _replace_atomically(real: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of it, even if we crash."""
+def _existing_mode(target: WorkspacePath, parent: int) -> int:
+    """The mode to keep when replacing a file; refuses what `open_file` would refuse."""
     try:
-        mode = stat.S_IMODE(real.stat().st_mode)
+        info = os.stat(target.name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
-        mode = NEW_FILE_MODE
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        return NEW_FILE_MODE
+    if stat.S_ISLNK(info.st_mode):
+        raise symlink_error(target.shown)
+    check_regular(target, info)
+    return stat.S_IMODE(info.st_mode)
+
+
+def _replace_atomically(target: WorkspacePath, parent: int, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of it, even if we crash.
+
+    The temporary file is created and renamed relative to `parent`, the descriptor reached
+    without following links, so the new file lands in that directory whatever the path
+    names by now.
+    """
+    mode = _existing_mode(target, parent)
+    tmp_name = f".{target.name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp_name, flags, 0o600, dir_fd=parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, real)
+        os.replace(tmp_name, target.name, src_dir_fd=parent, dst_dir_fd=parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+            os.unlink(tmp_name, dir_fd=parent)
         raise
 
 
 def _write_text(target: WorkspacePath, content: str, mode: str) -> dict[str, Any]:
     data = content.encode("utf-8")
-    if target.real.is_dir():
-        raise ToolError(f"{target.shown!r} is a directory, not a file")
     try:
-        target.real.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "append":
-            with target.real.open("ab") as handle:
-                handle.write(data)
-        else:
-            _replace_atomically(target.real, data)
+        with open_parent(target, create=True) as parent:
+            if mode == "append":
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                fd = open_file(target, parent, flags, NEW_FILE_MODE)
+                with os.fdopen(fd, "ab") as handle:
+                    handle.write(data)
+            else:
+                _replace_atomically(target, parent, data)
     except FileExistsError:
         raise ToolError(f"{target.shown!r}: a parent of it is a file, not a directory") from None
     except NotADirectoryError:
@@ -137,6 +159,9 @@ class FileReadTool(Tool):
     risk: ClassVar[Risk] = Risk.LOW
     read_only: ClassVar[bool] = True
 
+    def idempotent(self, args: Any) -> bool:
+        return True
+
     async def run(self, args: FileReadArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)
         return await asyncio.to_thread(_read_text, target)
@@ -151,6 +176,9 @@ class FileWriteTool(Tool):
     args_model: ClassVar[type[BaseModel]] = FileWriteArgs
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
+
+    def idempotent(self, args: FileWriteArgs) -> bool:
+        return args.mode == "overwrite"  # writing the same content again changes nothing
 
     async def run(self, args: FileWriteArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)

@@ -3,6 +3,11 @@
 A non-2xx status is a result, not a failure: the workflow or model decides what a 404 means.
 Only failures to get any response at all (refused, timed out, bad TLS) raise `ToolError`.
 The response is read as a stream and cut at 1 MiB so a huge download cannot exhaust memory.
+
+Where a request may go is decided by the `NetPolicy` (`[tools.http] allow`/`deny`): loopback,
+private, link-local, CGNAT, multicast and metadata addresses are refused for every caller, on
+the address actually connected to and on every redirect hop (see `http_guard`). Redirects are
+followed here, one hop at a time, at most `MAX_REDIRECTS` of them.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from hearth.netrules import NetPolicy
 from hearth.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolError
+from hearth.tools.builtin.http_guard import GuardedTransport, checked_addresses
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 300.0
 
@@ -100,33 +108,82 @@ async def _read_limited(response: httpx.Response) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
+def _request_headers(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, str]:
+    """Every header the request carries is decided here, in one place: the caller's, plus
+    `Idempotency-Key` (the same when an interrupted step runs again) unless the caller set one,
+    so a service that honours it performs a repeated request once."""
+    headers = dict(args.headers or {})
+    if ctx.idempotency_key is not None and not any(
+        name.lower() == "idempotency-key" for name in headers
+    ):
+        headers["Idempotency-Key"] = ctx.idempotency_key
+    return headers
+
+
 class HttpRequestTool(Tool):
     name: ClassVar[str] = "http.request"
     description: ClassVar[str] = (
         "Make an HTTP request (GET, POST, PUT, PATCH, DELETE, HEAD) and return "
         "{status, headers, body, truncated, json?}. Any status code is returned, not raised. "
-        "The body is cut at 1 MiB; 'json' is present when the response is JSON."
+        "The body is cut at 1 MiB; 'json' is present when the response is JSON. "
+        "Addresses on this machine and the local network are refused unless allowed."
     )
     args_model: ClassVar[type[BaseModel]] = HttpRequestArgs
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
 
+    def idempotent(self, args: HttpRequestArgs) -> bool:
+        return args.method in ("GET", "HEAD")
+
+    def __init__(self, policy: NetPolicy | None = None, *, trust_env: bool = False) -> None:
+        self.policy = policy or NetPolicy()
+        #: Environment proxies resolve names themselves, so with them the check happens
+        #: before each hop on our own resolution (a proxy the person configured is trusted).
+        self.trust_env = trust_env
+
+    def _client(self, timeout: float) -> httpx.AsyncClient:
+        if self.trust_env:
+            return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True)
+        return httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=GuardedTransport(self.policy),
+        )
+
+    async def _send(
+        self, client: httpx.AsyncClient, request: httpx.Request
+    ) -> tuple[httpx.Response, bytes, bool]:
+        """Send `request`, following up to MAX_REDIRECTS redirects, each hop checked again."""
+        for _hop in range(MAX_REDIRECTS + 1):
+            if self.trust_env:
+                url = request.url
+                await checked_addresses(self.policy, url.host, url.port or _default_port(url))
+            response = await client.send(request, stream=True)
+            try:
+                if response.next_request is None:
+                    raw, truncated = await _read_limited(response)
+                    return response, raw, truncated
+                request = response.next_request
+            finally:
+                await response.aclose()
+        raise ToolError(f"stopped after {MAX_REDIRECTS} redirects (the limit)")
+
     async def run(self, args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any]:
         what = f"http.request {args.method} {args.url}"
-        request: dict[str, Any] = {"headers": args.headers}
+        body: dict[str, Any] = {}
         if args.json_ is not None:
-            request["json"] = args.json_
+            body["json"] = args.json_
         elif args.body is not None:
-            request["content"] = args.body.encode("utf-8")
+            body["content"] = args.body.encode("utf-8")
         try:
             # httpx's timeout bounds each phase; asyncio.timeout bounds the whole request,
             # so a server that trickles bytes cannot stretch it.
-            async with (
-                asyncio.timeout(args.timeout),
-                httpx.AsyncClient(timeout=args.timeout, follow_redirects=True) as client,
-                client.stream(args.method, args.url, **request) as response,
-            ):
-                raw, truncated = await _read_limited(response)
+            async with asyncio.timeout(args.timeout), self._client(args.timeout) as client:
+                request = client.build_request(
+                    args.method, args.url, headers=_request_headers(args, ctx), **body
+                )
+                response, raw, truncated = await self._send(client, request)
         except (TimeoutError, httpx.TimeoutException):
             raise ToolError(f"{what}: timed out after {args.timeout:g} s") from None
         except httpx.HTTPError as exc:
@@ -145,3 +202,7 @@ class HttpRequestTool(Tool):
             with contextlib.suppress(ValueError):  # says JSON but is not: leave `json` out
                 result["json"] = json.loads(text)
         return result
+
+
+def _default_port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80

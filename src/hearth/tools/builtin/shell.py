@@ -5,6 +5,10 @@ do anything the gateway's user can. The command runs in a new session (its own p
 so that a timeout or a cancelled step kills everything it started, not just `/bin/sh`.
 Output is read as it arrives and only the first 64 KiB of each stream is kept, so a chatty
 command cannot exhaust memory, and it is never blocked on a full pipe either.
+
+The command does not inherit the gateway's environment: that holds provider API keys and the
+database URL, and the command's output goes back to a model. It sees `PATH`, `HOME`, `LANG`
+and `TZ`, plus `[tools.shell] env` and the variables named in `[tools.shell] pass_env`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from hearth.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolError
-from hearth.tools.workspace import resolve_in_workspace
+from hearth.tools.workspace import SymlinkRefusedError, open_dir, resolve_in_workspace
 
 MAX_OUTPUT_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_S = 60.0
@@ -27,6 +31,17 @@ MAX_TIMEOUT_S = 3600.0
 SHELL = "/bin/sh"
 #: How long to wait for a killed process to be reaped before giving up on it.
 KILL_GRACE_S = 5.0
+#: The only variables a command inherits unless the person names more.
+BASE_ENV = ("PATH", "HOME", "LANG", "TZ")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def command_environment(extra: dict[str, str], pass_env: list[str]) -> dict[str, str]:
+    """The environment of one command: the minimal base, passed-through names, then `extra`."""
+    env = {name: os.environ[name] for name in (*BASE_ENV, *pass_env) if name in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(extra)
+    return env
 
 
 class ShellRunArgs(ToolArgs):
@@ -111,10 +126,22 @@ class ShellRunTool(Tool):
     read_only: ClassVar[bool] = False
     always_gated: ClassVar[bool] = True
 
+    def __init__(
+        self, env: dict[str, str] | None = None, pass_env: list[str] | None = None
+    ) -> None:
+        self.env = dict(env or {})
+        self.pass_env = list(pass_env or [])
+
     async def run(self, args: ShellRunArgs, ctx: ToolContext) -> dict[str, Any]:
         cwd = resolve_in_workspace(ctx.workspace, args.cwd or ".")
-        if not cwd.real.is_dir():
-            raise ToolError(f"cwd {cwd.shown!r} is not a directory in the workspace")
+        # Checked without following links. The command itself is not confined (it can `cd /`),
+        # which is why every call needs a person's approval; the check keeps `cwd` honest.
+        try:
+            os.close(await asyncio.to_thread(open_dir, cwd))
+        except SymlinkRefusedError:
+            raise
+        except ToolError:
+            raise ToolError(f"cwd {cwd.shown!r} is not a directory in the workspace") from None
         loop = asyncio.get_running_loop()
         collector = _Collector()
         try:
@@ -123,7 +150,8 @@ class ShellRunTool(Tool):
                 SHELL,
                 "-c",
                 args.command,
-                cwd=cwd.real,
+                cwd=ctx.workspace.joinpath(*cwd.parts),
+                env=command_environment(self.env, self.pass_env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
