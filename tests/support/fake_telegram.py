@@ -120,7 +120,7 @@ class FakeTelegram:
         self.commands: list[dict[str, Any]] = []
         self.callback_answers: list[dict[str, Any]] = []
         self.conflict = False
-        self.stalled = False
+        self._stalled = False
         self._updates: list[dict[str, Any]] = []
         self._confirmed = 0
         self._update_ids = itertools.count(1000)
@@ -191,6 +191,16 @@ class FakeTelegram:
             "data": data,
         }
         return self._push({"callback_query": query})
+
+    @property
+    def stalled(self) -> bool:
+        return self._stalled
+
+    @stalled.setter
+    def stalled(self, value: bool) -> None:
+        """While True, getUpdates never answers (as a stuck network path would)."""
+        self._stalled = value
+        asyncio.get_running_loop().create_task(self._notify())
 
     def fail_next(
         self, method: str, code: int, description: str, retry_after: int | None = None

@@ -70,6 +70,11 @@ COMMANDS = (
         "heartbeat; one line each, with the fix. Exit 1 when something failed.",
     ),
     LazyCommand(
+        "telegram",
+        "hearth.cli.telegram:app",
+        "The Telegram bot: pair your phone, allow or revoke Telegram users.",
+    ),
+    LazyCommand(
         "logs",
         "hearth.cli.logs:logs",
         "Print the gateway's log file (set [logging] file in config.toml to have one).",

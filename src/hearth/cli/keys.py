@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 
 
+#: Secrets that are not model provider keys: the Telegram bot token.
+CHANNEL_SECRETS = ("telegram",)
+
+
 def _store(settings: Settings) -> SecretStore:
     return SecretStore(settings.data_dir / "secrets.json")
 
@@ -46,10 +50,11 @@ def set_key(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Store PROVIDER's key (openai, anthropic, or a [providers.NAME] from config.toml)."""
+    """Store PROVIDER's key (openai, anthropic, a [providers.NAME] from config.toml), or the
+    Telegram bot token (`hearth keys set telegram`)."""
     settings = settings_for(data_dir)
-    if provider not in _provider_names(settings):
-        known = ", ".join(_provider_names(settings))
+    if provider not in _provider_names(settings) and provider not in CHANNEL_SECRETS:
+        known = ", ".join([*_provider_names(settings), *CHANNEL_SECRETS])
         fail(f"unknown provider {provider!r} (known: {known})", 2)
     if value is None:
         if sys.stdin.isatty():

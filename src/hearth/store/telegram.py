@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from hearth.store.database import Database
 from hearth.store.tables import (
+    gateway_nodes,
     telegram_bots,
     telegram_inbox,
     telegram_outbox,
@@ -131,6 +132,35 @@ class TelegramRepository:
             )
             return result.rowcount == 1
 
+    async def lease_holder(self, bot_id: str) -> tuple[str, str | None, int | None] | None:
+        """(owner node, its hostname, its pid) of a held lease; host and pid are None when the
+        node is not registered."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(tb.lease_owner, gateway_nodes.c.hostname, gateway_nodes.c.pid)
+                    .select_from(
+                        telegram_bots.outerjoin(
+                            gateway_nodes, gateway_nodes.c.node_id == tb.lease_owner
+                        )
+                    )
+                    .where(tb.bot_id == bot_id, tb.lease_owner.is_not(None))
+                )
+            ).first()
+            return (row[0], row[1], row[2]) if row else None
+
+    async def take_over(
+        self, bot_id: str, dead: str, node: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take the lease from a node known to be dead, without waiting for it to expire."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                telegram_bots.update()
+                .where(tb.bot_id == bot_id, tb.lease_owner == dead)
+                .values(lease_owner=node, lease_expires_at=until, updated_at=now)
+            )
+            return result.rowcount == 1
+
     async def release_lease(self, bot_id: str, node: str) -> None:
         async with self.db.begin() as conn:
             await conn.execute(
@@ -236,11 +266,22 @@ class TelegramRepository:
                 .values(status=DONE, handled_at=now)
             )
 
-    async def prune_inbox(self, bot_id: str, before: datetime) -> None:
+    async def prune(self, bot_id: str, before: datetime) -> None:
+        """Forget handled updates and settled ledger rows older than `before` (Telegram never
+        redelivers an update that old, and no restart needs those rows)."""
         async with self.db.begin() as conn:
             await conn.execute(
                 telegram_inbox.delete().where(
                     ti.bot_id == bot_id, ti.status == DONE, ti.received_at < before
+                )
+            )
+            await conn.execute(
+                telegram_outbox.delete().where(
+                    to.bot_id == bot_id,
+                    to.status != SENDING,
+                    # a prompt of a still pending approval keeps its row (and its buttons)
+                    sa.or_(to.status == CLOSED, to.kind != "approval"),
+                    to.updated_at < before,
                 )
             )
 
@@ -336,6 +377,17 @@ class TelegramRepository:
                     to.status == SENDING,
                 )
             )
+
+    async def forget_unconfirmed(self, bot_id: str, before: datetime) -> int:
+        """Drop claims whose send was in flight when a process died (`sending`, older than
+        `before`), so they are sent again: at least once beats never for a prompt or alert."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                telegram_outbox.delete().where(
+                    to.bot_id == bot_id, to.status == SENDING, to.updated_at < before
+                )
+            )
+            return int(result.rowcount or 0)
 
     async def by_kind(self, bot_id: str, kind: str, status: str) -> list[OutboxItem]:
         async with self.db.connect() as conn:

@@ -50,6 +50,31 @@ class Shown:
     entities: list[dict[str, Any]] | None
 
 
+class RedactToken(logging.Filter):
+    """HTTPX logs every request URL, and Bot API URLs contain the token: hide it."""
+
+    LOGGERS = ("httpx", "telegram")
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg = message.replace(self.token, "<bot token>")
+            record.args = None
+        return True
+
+    def install(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def remove(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
 def make_bot(token: str, api_base_url: str, poll_timeout_s: float) -> ExtBot[Any]:
     """The python-telegram-bot client for `{api_base_url}/bot{token}/{method}`."""
     return ExtBot(

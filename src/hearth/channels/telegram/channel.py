@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from hearth.channels.telegram.access import TelegramAccess
 from hearth.channels.telegram.alerts import TOPICS as ALERT_TOPICS
 from hearth.channels.telegram.alerts import AlertRelay
-from hearth.channels.telegram.api import TelegramApi, make_bot
+from hearth.channels.telegram.api import RedactToken, TelegramApi, make_bot
 from hearth.channels.telegram.approvals import ApprovalRelay
 from hearth.channels.telegram.format import RichText
 from hearth.channels.telegram.health import PollHealth
@@ -58,10 +60,28 @@ STREAM_TOPICS = ("chat.stream.delta", "chat.stream.end", "chat.error")
 APPROVAL_TOPICS = ("tool.approval.", "workflow.approval.", "workflow.status", "approval.")
 ORPHAN_TTL_S = 120.0
 APPROVAL_SWEEP_S = 5.0
+#: Handled updates and settled ledger rows are kept this long (pruned when a node starts
+#: polling).
+KEEP_HISTORY = timedelta(days=30)
+#: How long a graceful stop waits for replies to make their last edits.
+STOP_GRACE_S = 5.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _dead_here(hostname: str | None, pid: int | None) -> bool:
+    """True for a node that ran on this host and whose process is gone."""
+    if hostname != socket.gethostname() or pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -97,7 +117,8 @@ class TelegramChannel:
         self.version = version
         self.poll_timeout = int(min(settings.poll_timeout_s, max(1.0, settings.lease_s / 3)))
         self.api = TelegramApi(make_bot(token, settings.api_base_url, self.poll_timeout))
-        self.health = PollHealth(settings.stall_after_s)
+        self._redact = RedactToken(token)
+        self.health = PollHealth(settings.stall_after_s, self.poll_timeout)
         self.pacer = ChatPacer(settings.edit_interval_s)
         self.approvals = ApprovalRelay(
             api=self.api,
@@ -122,10 +143,12 @@ class TelegramChannel:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._redact.install()
         self._subscription = self.bus.subscribe(
             *STREAM_TOPICS, *ALERT_TOPICS, *APPROVAL_TOPICS, maxsize=10_000
         )
         self._tasks = [
+            asyncio.create_task(self._lease_loop(), name="telegram-lease"),
             asyncio.create_task(self._poll_loop(), name="telegram-poll"),
             asyncio.create_task(self._event_loop(self._subscription), name="telegram-events"),
             asyncio.create_task(
@@ -138,15 +161,36 @@ class TelegramChannel:
     async def stop(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
-        live = [item.task for item in self._live.values() if item.task is not None]
-        for task in [*self._tasks, *live]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *live, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STOP_GRACE_S):
+                await self._settle_streams()
+        live = [item.task for item in self._live.values() if item.task is not None]
+        for task in live:
+            task.cancel()
+        await asyncio.gather(*live, return_exceptions=True)
         if self.health.polling:
             with contextlib.suppress(Exception):
                 await self.repo.release_lease(self.bot_id, self.node_id)
         with contextlib.suppress(Exception):
             await self.api.bot.shutdown()
+        self._redact.remove()
+
+    async def _settle_streams(self) -> None:
+        """On a graceful stop: let finished replies make their last edit, and end the others
+        with a note now (the chat streams stop with the gateway) rather than at next start."""
+        for request_id, live in list(self._live.items()):
+            if live.task is None:
+                continue
+            if live.stream.finished:
+                await asyncio.wait({live.task})
+                continue
+            live.task.cancel()
+            await asyncio.gather(live.task, return_exceptions=True)
+            await finish_interrupted(self.api, self.repo, self.bot_id, live.chat_id, request_id)
+            await self.repo.mark_done(self.bot_id, live.update_id, _now())
 
     def status(self) -> dict[str, Any]:
         return {
@@ -165,29 +209,50 @@ class TelegramChannel:
 
     async def _lead(self) -> bool:
         now = _now()
-        leader = await self.repo.acquire_lease(
-            self.bot_id, self.node_id, now, now + timedelta(seconds=self.settings.lease_s)
-        )
+        until = now + timedelta(seconds=self.settings.lease_s)
+        leader = await self.repo.acquire_lease(self.bot_id, self.node_id, now, until)
+        if not leader:
+            holder = await self.repo.lease_holder(self.bot_id)
+            if holder is not None and _dead_here(holder[1], holder[2]):
+                # A process on this host that died (SIGKILL, power cut) left the lease: a
+                # restart should not sit out the rest of it.
+                log.info("taking over the Telegram poller lease of dead node %s", holder[0])
+                leader = await self.repo.take_over(self.bot_id, holder[0], self.node_id, now, until)
         if leader and not self.health.polling:
             log.info("this node polls Telegram bot %s", self.bot_id)
-            self.health.started = time.monotonic()
+            self.health.became_poller()
             self._initialized = False
         elif not leader and self.health.polling:
             log.info("another node polls Telegram bot %s now", self.bot_id)
         self.health.polling = leader
         return leader
 
+    async def _lease_loop(self) -> None:
+        """Renew the lease on its own clock, so a slow update never lets it lapse."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not renew the Telegram poller lease: %s", exc)
+            await asyncio.sleep(self.settings.lease_s / 3)
+
     async def _poll_loop(self) -> None:
         backoff = 1.0
         while True:
             try:
-                if not await self._lead():
-                    await asyncio.sleep(self.settings.lease_s / 3)
+                if not self.health.polling:
+                    await asyncio.sleep(min(1.0, self.settings.lease_s / 3))
                     continue
                 if not self._initialized:
                     await self._initialize()
                 offset = await self.repo.offset(self.bot_id)
-                updates = await self.api.updates(offset, self.poll_timeout)
+                self.health.sending()
+                try:
+                    updates = await self.api.updates(offset, self.poll_timeout)
+                finally:
+                    self.health.in_flight_since = None
                 self.health.ok()
                 backoff = 1.0
                 stored = await self.repo.receive(
@@ -207,7 +272,7 @@ class TelegramChannel:
                 self.health.polling = False
                 continue
             except Conflict as exc:
-                self.health.fail("conflict", f"409 Conflict: {exc.message}")
+                self.health.fail("conflict", f"409 {exc.message}")
             except InvalidToken as exc:
                 self.health.fail("error", f"the bot token was refused: {exc.message}")
             except (NetworkError, TelegramError, OSError, sa.exc.SQLAlchemyError) as exc:
@@ -223,6 +288,12 @@ class TelegramChannel:
         await self.api.bot.initialize()
         self.health.bot_username = self.api.bot.username
         await self.api.set_commands(COMMANDS)
+        await self.repo.prune(self.bot_id, _now() - KEEP_HISTORY)
+        forgotten = await self.repo.forget_unconfirmed(self.bot_id, _now())
+        if forgotten:
+            log.warning(
+                "%d Telegram message(s) may have been sent before a crash; resending", forgotten
+            )
         for item in await self.repo.unfinished(self.bot_id):
             if item.request_id is not None and item.request_id in self._live:
                 continue

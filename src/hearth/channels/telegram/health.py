@@ -21,8 +21,12 @@ PROBLEMS = ("conflict", "stalled", "error")
 @dataclass
 class PollHealth:
     stall_after_s: float
+    poll_timeout_s: float = 0.0
     polling: bool = False
-    started: float = field(default_factory=time.monotonic)
+    #: When the getUpdates now in flight was sent (None between calls).
+    in_flight_since: float | None = None
+    #: When this node first asked for updates since it became the poller.
+    first_attempt: float | None = None
     last_ok: float | None = None
     last_ok_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)
@@ -44,6 +48,16 @@ class PollHealth:
                 return self.problems[kind]
         return None
 
+    def sending(self) -> None:
+        self.in_flight_since = time.monotonic()
+        if self.first_attempt is None:
+            self.first_attempt = self.in_flight_since
+
+    def became_poller(self) -> None:
+        self.polling = True
+        self.first_attempt = None
+        self.last_ok = None
+
     def ok(self) -> None:
         if self.problems:
             log.info("Telegram polling works again (was: %s)", "; ".join(self.problems.values()))
@@ -57,10 +71,19 @@ class PollHealth:
         self.problems[kind] = detail
 
     def check_stall(self) -> None:
+        """A stall: no success for `stall_after_s`, unless a long poll is still within its
+        own timeout (a quiet bot legitimately waits that long for an answer)."""
         if not self.polling:
             return
-        since = self.last_ok if self.last_ok is not None else self.started
-        quiet = time.monotonic() - since
+        now = time.monotonic()
+        since = self.last_ok if self.last_ok is not None else self.first_attempt
+        if since is None:
+            return
+        quiet = now - since
+        if self.in_flight_since is not None:
+            allowance = self.poll_timeout_s + min(5.0, self.stall_after_s)
+            if now - self.in_flight_since < allowance:
+                return
         if quiet >= self.stall_after_s:
             self.fail(
                 "stalled",

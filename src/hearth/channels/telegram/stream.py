@@ -98,6 +98,11 @@ class ReplyStream:
         self.calls = 0
 
     @property
+    def finished(self) -> bool:
+        """The chat stream ended: only the last edits are left to make."""
+        return self._finished
+
+    @property
     def markdown(self) -> str:
         return "".join(self._parts)
 
@@ -141,43 +146,63 @@ class ReplyStream:
                 if self._finished:
                     return
                 continue
-            self._changed.set()  # look again after this call: more may differ
+            self._changed.set()  # look again after this round: more may differ
             try:
-                await self._apply(index, desired[index])
+                await self._round(desired)
             except RateLimited as exc:
                 log.info("chat %s: Telegram asked to wait %.0f s", self.chat_id, exc.seconds)
                 self.pacer.back_off(self.chat_id, exc.seconds)
                 continue
             except BadRequest as exc:
-                log.error(
-                    "chat %s: Telegram refused reply %s: %s", self.chat_id, self.request_id, exc
-                )
+                log.error("Telegram refused reply %s: %s", self.request_id, exc)
                 return
             except NetworkError as exc:  # connection trouble and timeouts: try again later
                 if failures >= MAX_NETWORK_FAILURES:
-                    log.error(
-                        "chat %s: giving up on reply %s: %s", self.chat_id, self.request_id, exc
-                    )
+                    log.error("giving up on Telegram reply %s: %s", self.request_id, exc)
                     return
                 failures += 1
                 self.pacer.back_off(self.chat_id, min(30.0, 2.0**failures))
                 continue
             except TelegramError as exc:
-                log.error(
-                    "chat %s: Telegram refused reply %s: %s", self.chat_id, self.request_id, exc
-                )
+                log.error("Telegram refused reply %s: %s", self.request_id, exc)
                 return
             failures = 0
-            self.calls += 1
             self.pacer.used(self.chat_id)
+
+    async def _round(self, desired: list[Chunk]) -> None:
+        """One paced round: at most one edit (the first message that differs), and a send for
+        every chunk that has no message yet (a new message is not an edit; without this a
+        fast model would outrun the bot by a chunk per interval)."""
+        edited = False
+        for index, chunk in enumerate(desired):
+            if index < len(self._slots):
+                slot = self._slots[index]
+                if edited or (slot.text, slot.entities) == (chunk.text, chunk.entity_list()):
+                    continue
+                edited = True
+            await self._apply(index, chunk)
+            self.calls += 1
 
     async def _apply(self, index: int, chunk: Chunk) -> None:
         entities = chunk.entity_list()
         cause = reply_cause(self.request_id, index)
         if index < len(self._slots):
             slot = self._slots[index]
+            # Written ahead: after a crash the ledger holds at least what the chat shows (all
+            # of it the model's words), so the note never shortens a reply.
+            await self.repo.record(
+                self.bot_id,
+                self.chat_id,
+                cause,
+                message_id=slot.message_id,
+                text=chunk.text,
+                entities=entities,
+                now=_now(),
+            )
             shown = await self.api.edit(self.chat_id, slot.message_id, chunk.text, entities)
             slot.text, slot.entities = chunk.text, entities
+            if shown.entities == entities:
+                return
         else:
             existing = await self.repo.claim(
                 self.bot_id,
