@@ -263,7 +263,9 @@ async def follow(
         WorkflowExecutionResult,
     )
     if current.execution.status in TERMINAL:
+        # It ended before we were listening: show what it did, notifications included.
         _print_detail(current.execution)
+        _print_notes(await _notes(client, execution_id))
         return current.execution.status
     asking: asyncio.Task[None] | None = None
     try:
@@ -381,16 +383,21 @@ def show(
             WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
             WorkflowExecutionResult,
         )
-        notes = await client.request(
-            NotificationList(
-                id=client.next_id(), execution_id=result.execution.id, limit=NOTES_SHOWN
-            ),
-            NotificationListResult,
-        )
-        return result.execution, notes
+        return result.execution, await _notes(client, result.execution.id)
 
     detail, notes = run(with_client(data_dir, ask))
     _print_detail(detail)
+    _print_notes(notes)
+
+
+async def _notes(client: GatewayClient, execution_id: str) -> NotificationListResult:
+    return await client.request(
+        NotificationList(id=client.next_id(), execution_id=execution_id, limit=NOTES_SHOWN),
+        NotificationListResult,
+    )
+
+
+def _print_notes(notes: NotificationListResult) -> None:
     if notes.notifications:
         console.print("notifications:")
         for item in reversed(notes.notifications):
