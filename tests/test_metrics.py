@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -11,9 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from hearth.client import GatewayClient
 from hearth.client.errors import GatewayError
 from tests.support.databases import sqlite_url
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.gateway import in_process_gateway
 from tests.support.schedules import create as create_schedule
 from tests.support.schedules import wait_runs
+from tests.support.telegram import telegram_settings
 from tests.support.workflows import trigger, wait_status, write_workflow
 
 GATED = """
@@ -110,3 +113,42 @@ async def test_requests_steps_executions_errors_and_ticks_are_counted(
     assert found[("hearth_schedule_lateness_seconds_count", ())] == 1
     assert found[("hearth_frames_total", (("direction", "in"),))] >= 5
     assert found[("hearth_frames_total", (("direction", "out"),))] >= 5
+
+
+async def test_telegram_requests_are_counted_by_method_and_outcome(data_dir: Path) -> None:
+    async with (
+        FakeTelegram() as bot, in_process_gateway(
+            data_dir,
+            sqlite_url(data_dir),
+            metrics={"enabled": True},
+            telegram=telegram_settings(bot),
+        ) as gateway,
+        httpx.AsyncClient() as http,
+    ):
+
+        async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return samples((await http.get(f"{gateway.url}/metrics")).text)
+
+        ok_polls = (
+            "hearth_telegram_requests_total",
+            (("method", "getUpdates"), ("outcome", "ok")),
+        )
+        conflicts = (
+            "hearth_telegram_requests_total",
+            (("method", "getUpdates"), ("outcome", "error")),
+        )
+        async with asyncio.timeout(30):
+            while (await scrape()).get(ok_polls, 0) < 1:
+                await asyncio.sleep(0.2)
+        found = await scrape()
+        assert (
+            found[("hearth_telegram_requests_total", (("method", "getMe"), ("outcome", "ok")))]
+            >= 1
+        )
+        bot.conflict = True
+        async with asyncio.timeout(30):
+            while (await scrape()).get(conflicts, 0) < 1:
+                await asyncio.sleep(0.2)
+        bot.conflict = False
+        text = (await http.get(f"{gateway.url}/metrics")).text
+        assert bot.token not in text

@@ -237,6 +237,7 @@ class Hearth:
             exclusive=self.db.backend == "sqlite",
         )
         heartbeat_target.attach(self.heartbeat)
+        self.metrics = Metrics()
         self.telegram = TelegramService(
             settings=settings.telegram,
             secrets=self.secrets,
@@ -246,8 +247,8 @@ class Hearth:
             workflows=self.workflows,
             node_id=node_id,
             version=__version__,
+            observe=self.metrics.telegram_request,
         )
-        self.metrics = Metrics()
         self.workflows.metrics = self.metrics
         self.scheduler.metrics = self.metrics
         heartbeat_runner.metrics = self.metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,15 +76,52 @@ class RedactToken(logging.Filter):
             logging.getLogger(name).removeFilter(self)
 
 
-def make_bot(token: str, api_base_url: str, poll_timeout_s: float) -> ExtBot[Any]:
+#: Told (Bot API method, outcome) for every request: outcome is "ok", "429" or "error".
+RequestObserver = Callable[[str, str], None]
+
+
+class ObservedRequest(HTTPXRequest):
+    """HTTPXRequest that reports each call's method and outcome (`hearth_telegram_requests`).
+
+    The method is the URL's last segment, never the URL: the path carries the bot token.
+    """
+
+    def __init__(self, observe: RequestObserver | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._observe = observe
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._observe is None:
+            return await super().do_request(url, method, *args, **kwargs)
+        name = url.rsplit("/", 1)[-1]
+        try:
+            code, body = await super().do_request(url, method, *args, **kwargs)
+        except Exception:
+            self._observe(name, "error")
+            raise
+        self._observe(name, "ok" if code == 200 else "429" if code == 429 else "error")
+        return code, body
+
+
+def make_bot(
+    token: str,
+    api_base_url: str,
+    poll_timeout_s: float,
+    observe: RequestObserver | None = None,
+) -> ExtBot[Any]:
     """The python-telegram-bot client for `{api_base_url}/bot{token}/{method}`."""
     return ExtBot(
         token,
         base_url=f"{api_base_url}/bot",
         base_file_url=f"{api_base_url}/file/bot",
-        request=HTTPXRequest(connection_pool_size=16, read_timeout=20.0, connect_timeout=10.0),
-        get_updates_request=HTTPXRequest(
-            connection_pool_size=2, read_timeout=poll_timeout_s + 10.0, connect_timeout=10.0
+        request=ObservedRequest(
+            observe, connection_pool_size=16, read_timeout=20.0, connect_timeout=10.0
+        ),
+        get_updates_request=ObservedRequest(
+            observe,
+            connection_pool_size=2,
+            read_timeout=poll_timeout_s + 10.0,
+            connect_timeout=10.0,
         ),
         rate_limiter=AIORateLimiter(max_retries=0),
     )

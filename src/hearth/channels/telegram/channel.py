@@ -29,7 +29,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from hearth.channels.telegram.access import TelegramAccess
 from hearth.channels.telegram.alerts import TOPICS as ALERT_TOPICS
 from hearth.channels.telegram.alerts import AlertRelay
-from hearth.channels.telegram.api import RedactToken, TelegramApi, make_bot
+from hearth.channels.telegram.api import RedactToken, RequestObserver, TelegramApi, make_bot
 from hearth.channels.telegram.approvals import ApprovalRelay
 from hearth.channels.telegram.format import RichText
 from hearth.channels.telegram.health import PollHealth
@@ -106,6 +106,7 @@ class TelegramChannel:
         workflows: WorkflowEngine,
         node_id: str,
         version: str,
+        observe: RequestObserver | None = None,
     ) -> None:
         self.settings = settings
         self.bot_id = token.split(":", 1)[0]
@@ -116,7 +117,7 @@ class TelegramChannel:
         self.node_id = node_id
         self.version = version
         self.poll_timeout = int(min(settings.poll_timeout_s, max(1.0, settings.lease_s / 3)))
-        self.api = TelegramApi(make_bot(token, settings.api_base_url, self.poll_timeout))
+        self.api = TelegramApi(make_bot(token, settings.api_base_url, self.poll_timeout, observe))
         self._redact = RedactToken(token)
         self.health = PollHealth(settings.stall_after_s, self.poll_timeout)
         self.pacer = ChatPacer(settings.edit_interval_s)

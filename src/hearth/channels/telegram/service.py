@@ -8,6 +8,7 @@ access before turning the bot on. The token comes from the environment
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hearth.channels.telegram.access import TelegramAccess
@@ -45,6 +46,7 @@ class TelegramService:
         workflows: WorkflowEngine,
         node_id: str,
         version: str,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.repo = TelegramRepository(db)
@@ -82,6 +84,7 @@ class TelegramService:
             workflows=workflows,
             node_id=node_id,
             version=version,
+            observe=observe,
         )
 
     async def start(self) -> None:
