@@ -117,7 +117,8 @@ async def test_requests_steps_executions_errors_and_ticks_are_counted(
 
 async def test_telegram_requests_are_counted_by_method_and_outcome(data_dir: Path) -> None:
     async with (
-        FakeTelegram() as bot, in_process_gateway(
+        FakeTelegram() as bot,
+        in_process_gateway(
             data_dir,
             sqlite_url(data_dir),
             metrics={"enabled": True},
@@ -142,8 +143,7 @@ async def test_telegram_requests_are_counted_by_method_and_outcome(data_dir: Pat
                 await asyncio.sleep(0.2)
         found = await scrape()
         assert (
-            found[("hearth_telegram_requests_total", (("method", "getMe"), ("outcome", "ok")))]
-            >= 1
+            found[("hearth_telegram_requests_total", (("method", "getMe"), ("outcome", "ok")))] >= 1
         )
         bot.conflict = True
         async with asyncio.timeout(30):

@@ -66,7 +66,11 @@ async def test_409_conflict_is_reported_once_and_polling_recovers(
         await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) >= before + 2)
         fake.conflict = False
         await wait_state(client, "ok")
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("hearth.channels.telegram")
+    ]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert any("works again" in r.getMessage() for r in caplog.records)
 
@@ -213,3 +217,24 @@ async def test_enabled_without_a_token_says_how_to_set_one(data_dir: Path) -> No
         status = await telegram_status(client)
     assert status.state == "error"
     assert "hearth keys set telegram" in (status.problem or "")
+
+
+async def test_removing_a_user_from_allowed_users_takes_their_access_away(
+    data_dir: Path,
+) -> None:
+    async with FakeTelegram() as fake, FakeOpenAI() as model:
+        model.script_forever(Text("hello"))
+        async with in_process_gateway(
+            data_dir, telegram=telegram_settings(fake), **model_settings(model)
+        ):
+            fake.push_message(ADA, "hi")  # her first message stores a row for her
+            await fake.wait_for(lambda: [m.text for m in fake.chat(ADA)] == ["hello"])
+        async with in_process_gateway(
+            data_dir, telegram=telegram_settings(fake, allowed=()), **model_settings(model)
+        ) as gateway:
+            fake.push_message(ADA, "still there?")
+            await fake.wait_for(lambda: len(fake.chat(ADA)) == 2)
+            client = await gateway.client()
+            listed = await client.request(TelegramUsers(id="u"), TelegramUsersResult)
+    assert "hearth telegram pair" in fake.chat(ADA)[-1].text
+    assert ADA not in [u.user_id for u in listed.users]

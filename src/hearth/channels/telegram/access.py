@@ -58,15 +58,22 @@ class TelegramAccess:
         self.repo = repo
         self.configured = frozenset(configured)
 
+    def _grants(self, user: TelegramUser) -> bool:
+        """A stored row allows its user unless it only mirrors `allowed_users`: then the
+        configuration decides, so removing an id from the file takes its access away."""
+        if user.source == "config":
+            return user.user_id in self.configured
+        return user.allowed
+
     async def is_allowed(self, user_id: int) -> bool:
         if user_id in self.configured:
             return True
         user = await self.repo.user(user_id)
-        return user is not None and user.allowed
+        return user is not None and self._grants(user)
 
     async def allowed_ids(self) -> list[int]:
         ids = set(self.configured)
-        ids.update(u.user_id for u in await self.repo.users() if u.allowed)
+        ids.update(u.user_id for u in await self.repo.users() if self._grants(u))
         return sorted(ids)
 
     async def user(self, user_id: int, name: str) -> TelegramUser:
@@ -122,7 +129,9 @@ class TelegramAccess:
 
     async def users(self) -> list[UserView]:
         rows = {u.user_id: u for u in await self.repo.users()}
-        views = [self._view(u) for u in rows.values() if u.allowed or u.user_id in self.configured]
+        views = [
+            self._view(u) for u in rows.values() if self._grants(u) or u.user_id in self.configured
+        ]
         views.extend(
             UserView(uid, "", "config", True, None) for uid in self.configured if uid not in rows
         )
