@@ -233,3 +233,19 @@ def test_verify_of_something_that_is_not_an_archive(tmp_path: Path) -> None:
     missing = run_cli(["backup", "verify", str(tmp_path / "nope.tar.gz")])
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr
+
+
+def test_a_data_dir_whose_path_has_uri_characters_is_backed_up_whole(tmp_path: Path) -> None:
+    data_dir = tmp_path / "odd #dir?x=1%"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "hearth.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (42)")
+    archive = tmp_path / "odd.tar.gz"
+    result = run_cli(["backup", "create", str(archive)], data_dir)
+    assert result.returncode == 0, result.stderr
+    restored = tmp_path / "restored"
+    assert run_cli(["backup", "restore", str(archive), "--data-dir", str(restored)]).returncode == 0
+    with sqlite3.connect(restored / "hearth.db") as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(42,)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd #dir?x=1%", "odd.tar.gz", "restored"]

@@ -70,9 +70,15 @@ def test_dry_run_prints_the_unit_and_changes_nothing(env: dict[str, str]) -> Non
     assert not unit_path.exists()
     assert calls(env) == []
 
-    system = hearth(env, "install", "--system", "--dry-run")
+    env.pop("SUDO_USER", None)
+    refused = hearth(env, "install", "--system", "--dry-run")
+    assert refused.returncode == 2
+    assert "--run-as USER" in refused.stderr
+    system = hearth(env, "install", "--system", "--run-as", "hearth", "--dry-run")
     assert system.stdout.startswith("# /etc/systemd/system/hearth.service\n")
     assert "WantedBy=multi-user.target" in system.stdout
+    assert "\nUser=hearth\nGroup=hearth\n" in system.stdout
+    assert "User=" not in result.stdout  # a user unit runs as the person who installed it
 
 
 def test_install_status_uninstall(env: dict[str, str]) -> None:

@@ -79,7 +79,7 @@ class Manifest:
                 with_secrets=bool(data.get("withSecrets", False)),
                 files={str(k): str(v) for k, v in dict(data["files"]).items()},
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise BackupError(f"{MANIFEST} is not a Hearth backup manifest: {exc}") from exc
 
 
@@ -112,9 +112,18 @@ def snapshot_sqlite(source: Path, target: Path) -> None:
     """A consistent, compacted copy of a live SQLite database (the gateway may keep writing)."""
     if not source.exists():
         raise BackupError(f"no database at {source}: nothing to back up")
-    with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as conn:
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("VACUUM INTO ?", (str(target),))
+    try:
+        with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as conn:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("VACUUM INTO ?", (str(target),))
+    except sqlite3.Error as exc:
+        raise BackupError(f"could not copy {source}: {exc}") from exc
+
+
+def read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for `path`, percent-encoded: a `#` or `?` in a directory name
+    would otherwise be read as the URI's fragment or query and open another file."""
+    return path.resolve().as_uri() + "?mode=ro"
 
 
 def _data_files(data_dir: Path, with_secrets: bool) -> Iterator[tuple[str, Path]]:

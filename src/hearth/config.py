@@ -13,6 +13,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -412,7 +413,13 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / 'hearth.db'}"
+        return sqlite_url_for(self.data_dir / "hearth.db")
+
+
+def sqlite_url_for(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file, percent-encoded: a '#', '?' or '%' in the path
+    would otherwise be read as the URL's fragment or query (and open another file)."""
+    return f"sqlite+aiosqlite:///{quote(str(path), safe='/')}"
 
 
 class DataDirTomlSource(PydanticBaseSettingsSource):

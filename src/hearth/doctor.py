@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from hearth import __version__
+from hearth.backup import read_only_uri
 from hearth.client import ClientError, GatewayClient
 from hearth.config import ConfigError, Settings, load_settings
 from hearth.datadir import DataDirError
@@ -118,7 +119,7 @@ def _sqlite_path(settings: Settings) -> Path | None:
 
 
 def _integrity(path: Path) -> str:
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+    with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
         conn.execute("PRAGMA busy_timeout = 5000")
         rows = conn.execute("PRAGMA integrity_check").fetchall()
     return "; ".join(str(r[0]) for r in rows)

@@ -97,4 +97,6 @@ async def listed_models(provider: ProviderStatus, key: str | None) -> tuple[list
         data = response.json().get("data", [])
     except (ValueError, AttributeError):
         return [], "answers"
+    if not isinstance(data, list):
+        return [], "answers"
     return [str(item.get("id")) for item in data if isinstance(item, dict)], "answers"

@@ -31,6 +31,8 @@ class ServicePlan:
     unit_path: Path
     env_file: Path
     command: list[str]
+    #: The account a system unit runs the gateway as (None for a user unit: it runs as you).
+    run_as: str | None = None
 
     @property
     def scope(self) -> list[str]:
@@ -53,11 +55,22 @@ def user_unit_dir() -> Path:
     return Path(base) / "systemd" / "user"
 
 
-def plan(data_dir: Path, *, user: bool) -> ServicePlan:
+def plan(data_dir: Path, *, user: bool, run_as: str | None = None) -> ServicePlan:
+    """What to install. A system unit needs an account to run as: never root by default, since
+    the gateway runs tools (and, when enabled, shell commands) for a model."""
     data_dir = data_dir.expanduser().resolve()
     unit_dir = user_unit_dir() if user else Path("/etc/systemd/system")
     command = [sys.executable, "-m", "hearth", "serve", "--data-dir", str(data_dir)]
-    return ServicePlan(user, data_dir, unit_dir / UNIT_NAME, data_dir / ENV_FILE, command)
+    if not user:
+        run_as = run_as or os.environ.get("SUDO_USER")
+        if not run_as:
+            raise ServiceError(
+                "a system unit needs the account to run the gateway as: pass --run-as USER "
+                "(running it as root would give the agent's tools root's rights)"
+            )
+    return ServicePlan(
+        user, data_dir, unit_dir / UNIT_NAME, data_dir / ENV_FILE, command, None if user else run_as
+    )
 
 
 def render_unit(p: ServicePlan) -> str:
@@ -71,6 +84,7 @@ def render_unit(p: ServicePlan) -> str:
             "",
             "[Service]",
             "Type=simple",
+            *([f"User={p.run_as}", f"Group={p.run_as}"] if p.run_as else []),
             f"ExecStart={' '.join(_quote(a) for a in p.command)}",
             f"Environment={_quote('HEARTH_DATA_DIR=' + str(p.data_dir))}",
             f"EnvironmentFile=-{_quote(str(p.env_file))}",

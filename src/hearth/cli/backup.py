@@ -19,6 +19,7 @@ from hearth.backup import (
     verify_backup,
 )
 from hearth.cli.common import DataDirOption, fail, settings_for
+from hearth.config import sqlite_url_for
 from hearth.store import Database
 
 app = typer.Typer(
@@ -128,8 +129,9 @@ def restore(
 
 
 async def _migrate(db_path: Path) -> str | None:
-    settings = settings_for(db_path.parent)
-    db = Database.from_url(settings.resolved_database_url())
+    # The restored file itself, whatever HEARTH_DATABASE_URL or the restored config.toml name:
+    # those may point at a live database that must not be touched.
+    db = Database.from_url(sqlite_url_for(db_path))
     try:
         return await db.upgrade()
     finally:

@@ -61,6 +61,10 @@ def _follow(path: Path, handle: TextIO, keep: _Filter) -> Iterator[str]:
         except FileNotFoundError:
             continue
         if current.st_ino != inode or current.st_size < handle.tell():
+            # Lines written between our last read and the rotation are still in the old file.
+            for line in handle:
+                if keep(line):
+                    yield line
             handle.close()
             handle = path.open(encoding="utf-8", errors="replace")
             inode = current.st_ino

@@ -31,8 +31,21 @@ UserOption = Annotated[
 ]
 
 
-def _plan(data_dir: DataDirOption, user: bool) -> ServicePlan:
-    return plan(settings_for(data_dir).data_dir, user=user)
+RunAsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-as",
+        help="The account a system unit runs the gateway as (default: the one that ran sudo).",
+        show_default=False,
+    ),
+]
+
+
+def _plan(data_dir: DataDirOption, user: bool, run_as: str | None = None) -> ServicePlan:
+    try:
+        return plan(settings_for(data_dir).data_dir, user=user, run_as=run_as)
+    except ServiceError as exc:
+        fail(str(exc), 2)
 
 
 def _no_systemd(p: ServicePlan, reason: str) -> None:
@@ -50,13 +63,14 @@ def _no_systemd(p: ServicePlan, reason: str) -> None:
 def install(
     user: UserOption = True,
     data_dir: DataDirOption = None,
+    run_as: RunAsOption = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the unit and where it would go; change nothing."),
     ] = False,
 ) -> None:
     """Write the unit, enable it and start the gateway now and at every boot or login."""
-    p = _plan(data_dir, user)
+    p = _plan(data_dir, user, run_as)
     if dry_run:
         typer.echo(f"# {p.unit_path}")
         typer.echo(render_unit(p), nl=False)
