@@ -88,7 +88,7 @@ COMMANDS = (
     LazyCommand(
         "notifications",
         "hearth.cli.notifications:notifications",
-        "Show what notify steps sent (newest first); --follow keeps printing new ones.",
+        "Show the notifications workflows, chats and the heartbeat sent, oldest first.",
     ),
 )
 
