@@ -126,6 +126,7 @@ class Hearth:
             timeout_s=settings.heartbeat.timeout_s,
             dedupe_window=settings.heartbeat.dedupe_window,
             failing_after=settings.heartbeat.failing_after,
+            allow_outside=settings.heartbeat.allow_outside,
         )
         heartbeat_repo = HeartbeatRepository(self.db)
         heartbeat_runner = HeartbeatRunner(
