@@ -33,17 +33,29 @@ log = logging.getLogger("hearth.gateway.ws")
 _Frame = str | bytes | None
 
 
-def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """Browsers send `Origin`; only the gateway's own origin and configured ones may connect.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
-    Programs (the CLI, bots) send no Origin and are judged by their token alone.
+
+def own_origins(port: int) -> set[str]:
+    """The origins of pages the gateway itself serves on loopback at `port`."""
+    return {f"{scheme}://{host}:{port}" for scheme in ("http", "https") for host in LOOPBACK_NAMES}
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """Browsers send `Origin`; only the gateway's own origins and configured ones may connect.
+
+    The `Host` header is never trusted: after DNS rebinding a hostile page at
+    `http://evil.example:PORT` reaches 127.0.0.1 with `Host: evil.example:PORT`, so "the
+    origin matches Host" would let it in. Own origins are the loopback names at the port the
+    gateway listens on. Programs (the CLI, bots) send no Origin and are judged by token alone.
     """
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
-    host = websocket.headers.get("host", "")
-    own = {f"http://{host}", f"https://{host}"}
-    return origin in own or origin in allowed
+    server = websocket.scope.get("server")
+    port = server[1] if server else None
+    own = own_origins(port) if isinstance(port, int) else set()
+    return origin.lower().rstrip("/") in own or origin in allowed
 
 
 class WebSocketEndpoint:
@@ -114,6 +126,16 @@ class WebSocketEndpoint:
                 except ValidationError as exc:
                     connection.send(invalid_message(frame, exc))
                     continue
+                except Exception:  # never let one odd frame end the connection silently
+                    log.warning("unreadable frame (%d characters)", len(frame))
+                    connection.send(
+                        Error(
+                            id=request_id_of(frame),
+                            code=ErrorCode.INVALID_MESSAGE,
+                            message="the frame could not be read as a message",
+                        )
+                    )
+                    continue
                 if isinstance(message, Hello):
                     connection.send(
                         Error(
@@ -151,19 +173,29 @@ class WebSocketEndpoint:
                 await ws.send_text(encode(error))
         connection.abort(close)
 
-    async def _handshake(self, connection: Connection) -> bool:
-        limits = self.state.settings.limits
+    async def _rate_limited(self, connection: Connection, msg_id: str | None) -> bool:
+        """Count a failed hello; True (and refused) when its bucket is already blocked.
+
+        Only failures are ever refused for being rate limited: the right token is checked
+        before this is called, so the owner is never locked out by someone else's bad hellos.
+        """
         limiter = self.state.limiter
         retry = limiter.retry_after(connection.remote)
-        if retry > 0:
-            await self._refuse(
-                connection,
-                ErrorCode.RATE_LIMITED,
-                f"too many failed handshakes from {connection.remote}; retry in {retry:.0f} s",
-                CloseCode.RATE_LIMITED,
-                retryAfterS=round(retry),
-            )
+        if retry <= 0:
+            limiter.record_failure(connection.remote)
             return False
+        await self._refuse(
+            connection,
+            ErrorCode.RATE_LIMITED,
+            f"too many failed handshakes from {connection.remote}; retry in {retry:.0f} s",
+            CloseCode.RATE_LIMITED,
+            msg_id=msg_id,
+            retryAfterS=round(retry),
+        )
+        return True
+
+    async def _handshake(self, connection: Connection) -> bool:
+        limits = self.state.settings.limits
         try:
             async with asyncio.timeout(limits.hello_timeout_s):
                 frame = await self._receive(connection.websocket)
@@ -179,7 +211,8 @@ class WebSocketEndpoint:
             if not isinstance(hello, Hello):
                 raise TypeError(hello.type)
         except (ValidationError, TypeError):
-            limiter.record_failure(connection.remote)
+            if await self._rate_limited(connection, request_id_of(text)):
+                return False
             await self._refuse(
                 connection,
                 ErrorCode.UNAUTHENTICATED,
@@ -188,8 +221,20 @@ class WebSocketEndpoint:
                 msg_id=request_id_of(text),
             )
             return False
+        except Exception:  # a frame the parser chokes on must still be answered
+            log.warning("unreadable first frame from %s", connection.remote)
+            if await self._rate_limited(connection, None):
+                return False
+            await self._refuse(
+                connection,
+                ErrorCode.UNAUTHENTICATED,
+                "the first frame could not be read: it must be a hello",
+                CloseCode.UNAUTHORIZED,
+            )
+            return False
         if not self.state.tokens.matches(hello.token):
-            limiter.record_failure(connection.remote)
+            if await self._rate_limited(connection, hello.id):
+                return False
             log.warning("wrong token from %s", connection.remote)
             await self._refuse(
                 connection,
