@@ -1,0 +1,51 @@
+"""uvicorn's sans-I/O WebSocket protocol, with a close that cannot hang on a peer not reading.
+
+A client that stops reading fills the kernel buffer and then asyncio's write buffer; uvicorn
+then pauses our sends. A close frame queued behind megabytes the peer will never read never
+reaches the wire, and `transport.close()` waits for that buffer to drain, forever: the socket
+stayed ESTABLISHED for minutes after the gateway had given up on the client. Here a close
+that cannot be written is replaced by an abort (the peer sees a reset at once), and the
+close timer aborts instead of closing when bytes are still stuck in the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+log = logging.getLogger("hearth.gateway.ws")
+
+
+class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
+    async def send(self, message: ASGISendEvent) -> None:
+        stuck = (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and not self.close_sent
+            and not self.writable.is_set()
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+        if stuck:
+            code = int(message.get("code", 1000))  # type: ignore[call-overload]
+            log.info(
+                "close %d cannot be written (%d bytes unread by the peer); aborting the transport",
+                code,
+                self.transport.get_write_buffer_size(),
+            )
+            self.close_sent = True
+            self.transport.abort()
+            return
+        await super().send(message)
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self._close_or_abort)
+
+    def _close_or_abort(self) -> None:
+        """After the close timeout: bytes still buffered means the peer stopped reading."""
+        if self.transport.get_write_buffer_size() > 0:
+            self.transport.abort()
+        else:
+            self.transport.close()
