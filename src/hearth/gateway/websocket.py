@@ -90,12 +90,19 @@ class WebSocketEndpoint:
                 task.cancel()
             if connection.closed.is_set():
                 writer.cancel()
-            await connection.close(connection.close_code or 1000, writer)
+            try:
+                await connection.close(connection.close_code or 1000, writer)
+            except Exception as exc:  # the peer vanished mid-close: one line, no traceback
+                log.info("peer gone while closing (%s)", type(exc).__name__)
             log.info("connection closed (code %s)", connection.close_code or 1000)
 
-    async def _receive(self, websocket: WebSocket) -> _Frame:
-        message = await websocket.receive()
+    async def _receive(self, connection: Connection) -> _Frame:
+        message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
+            # The real code (1007 bad UTF-8, 1009 too big, the peer's own), for the log line.
+            code = message.get("code")
+            if connection.close_code is None and isinstance(code, int):
+                connection.close_code = code
             return None
         text = message.get("text")
         if text is not None:
@@ -110,7 +117,7 @@ class WebSocketEndpoint:
         in_flight = asyncio.Semaphore(self.state.settings.limits.max_in_flight)
         try:
             while True:
-                frame = await self._receive(connection.websocket)
+                frame = await self._receive(connection)
                 if frame is None:
                     return
                 if isinstance(frame, bytes):
@@ -198,7 +205,7 @@ class WebSocketEndpoint:
         limits = self.state.settings.limits
         try:
             async with asyncio.timeout(limits.hello_timeout_s):
-                frame = await self._receive(connection.websocket)
+                frame = await self._receive(connection)
         except TimeoutError:
             log.info("no hello within %.0f s", limits.hello_timeout_s)
             connection.abort(CloseCode.HELLO_TIMEOUT)

@@ -6,6 +6,9 @@ reaches the wire, and `transport.close()` waits for that buffer to drain, foreve
 stayed ESTABLISHED for minutes after the gateway had given up on the client. Here a close
 that cannot be written is replaced by an abort (the peer sees a reset at once), and the
 close timer aborts instead of closing when bytes are still stuck in the buffer.
+
+A text frame that is not UTF-8 is closed with 1007 as before, but logged in one line instead
+of uvicorn's traceback (bad input from a peer is not a bug in the gateway).
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.close" and self.close_timer is not None:
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self._close_or_abort)
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                self.frames = []
+                log.info("closing 1007: a text frame was not UTF-8 (byte %d)", exc.start)
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
 
     def _close_or_abort(self) -> None:
         """After the close timeout: bytes still buffered means the peer stopped reading."""
