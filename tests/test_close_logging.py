@@ -38,7 +38,7 @@ async def _open_raw(gw: RunningGateway) -> tuple[asyncio.StreamReader, asyncio.S
 async def _closed_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[str]:
     async with asyncio.timeout(30):  # a hang guard
         while True:
-            lines = [r.getMessage() for r in caplog.records if "connection closed" in r.getMessage()]
+            lines = [m for r in caplog.records if "connection closed" in (m := r.getMessage())]
             if len(lines) >= count:
                 return lines
             await asyncio.sleep(0.05)
