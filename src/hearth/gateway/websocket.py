@@ -27,6 +27,7 @@ from hearth.protocol import (
     ServerInfo,
     parse_client,
 )
+from hearth.store.audit import Answerer, current_answerer
 
 log = logging.getLogger("hearth.gateway.ws")
 
@@ -34,6 +35,16 @@ _Frame = str | bytes | None
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+#: Client names (from hello) that mean a channel other than a plain WebSocket program.
+CHANNEL_OF_CLIENT = {"hearth-cli": "cli"}
+
+
+def answerer_of(connection: Connection) -> Answerer:
+    """The audit identity of a connection: its client name, channel and address."""
+    name = connection.client.name if connection.client else None
+    return Answerer(
+        client=name, channel=CHANNEL_OF_CLIENT.get(name or "", "ws"), address=connection.remote
+    )
 
 
 def own_origins(port: int) -> set[str]:
@@ -166,6 +177,8 @@ class WebSocketEndpoint:
                 await asyncio.wait(tasks, timeout=5)
 
     async def _handle(self, connection: Connection, message: ClientMessage) -> None:
+        # Whatever this request answers (an approval) is recorded as answered by this peer.
+        current_answerer.set(answerer_of(connection))
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
         connection.send(reply)
 
