@@ -3,9 +3,10 @@
 A client that stops reading fills the kernel buffer and then asyncio's write buffer; uvicorn
 then pauses our sends. A close frame queued behind megabytes the peer will never read never
 reaches the wire, and `transport.close()` waits for that buffer to drain, forever: the socket
-stayed ESTABLISHED for minutes after the gateway had given up on the client. Here a close
-that cannot be written is replaced by an abort (the peer sees a reset at once), and the
-close timer aborts instead of closing when bytes are still stuck in the buffer.
+stayed ESTABLISHED for minutes after the gateway had given up on the client. Here the close
+frame is queued without waiting, and the close timer (`close_timeout`, 10 s) aborts the
+transport instead of closing it when bytes are still stuck: a peer that resumes reading in
+time gets everything and the 4008, one that does not gets a reset.
 
 A text frame that is not UTF-8 is closed with 1007 as before, but logged in one line instead
 of uvicorn's traceback (bad input from a peer is not a bug in the gateway).
@@ -32,14 +33,25 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.transport.is_closing()
         )
         if stuck:
+            # Queue the close frame behind what is buffered (writing never blocks), and give
+            # the peer `close_timeout` to read up to it; if the bytes are still stuck then,
+            # abort: the peer sees a reset instead of a socket that never delivers.
             code = int(message.get("code", 1000))  # type: ignore[call-overload]
+            reason = str(message.get("reason", "") or "")
             log.info(
-                "close %d cannot be written (%d bytes unread by the peer); aborting the transport",
+                "close %d queued behind %d unread bytes; aborting unless read within %.0f s",
                 code,
                 self.transport.get_write_buffer_size(),
+                self.close_timeout,
             )
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
             self.close_sent = True
-            self.transport.abort()
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self.close_timer = self.loop.call_later(self.close_timeout, self._close_or_abort)
             return
         await super().send(message)
         if message["type"] == "websocket.close" and self.close_timer is not None:
