@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
-HOST ?= 127.0.0.1
-PORT ?= 8420
+# `make run HOST=0.0.0.0 PORT=9000`: each is passed to `hearth serve` only when given on make's
+# command line, so that otherwise config.toml's `host`/`port` and HEARTH_HOST/HEARTH_PORT decide
+# (default 127.0.0.1:8420). Variables of the same name in the environment (zsh's HOST, a
+# platform's PORT) are ignored on purpose.
+SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+	$(if $(filter command line,$(origin PORT)),--port $(PORT))
+# The suite waits on real processes and clocks more than it computes: two workers halve it.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format bench clean venv
 
@@ -13,17 +19,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[telegram]'
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,telegram]'
 	touch $@ $(VENV)/.installed-run
 
 venv: $(STAMP)
 
 run: $(VENV)/.installed-run
-	$(BIN)/hearth serve --host $(HOST) --port $(PORT)
+	$(BIN)/hearth serve $(SERVE_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -35,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ws_roundtrip.py

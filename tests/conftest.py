@@ -12,18 +12,35 @@ from typing import Any
 import pytest
 
 from tests.support.databases import PG_ENV, fresh_postgres, pg_base_url, sqlite_url
-from tests.support.gateway import RunningGateway, in_process_gateway
+from tests.support.gateway import (
+    RunningGateway,
+    in_process_gateway,
+    kill_leftover_gateways,
+    started_gateways,
+)
 
 BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No HEARTH_* variable from the developer's shell may leak into a test."""
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No HEARTH_* variable from the developer's shell may leak into a test, and the pointers
+    gateways leave for other terminals (hearth.pointers) stay in the test's own directory."""
     for name in list(os.environ):
         if name.startswith("HEARTH_") and name != PG_ENV:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
     return
+
+
+@pytest.fixture(autouse=True)
+def _no_gateway_outlives_its_test() -> Iterator[None]:
+    # Gateways of module-scoped fixtures were started before this runs and are theirs to stop.
+    before = started_gateways()
+    yield
+    kill_leftover_gateways(keep=before)
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

@@ -457,3 +457,99 @@ def test_list_keeps_ids_and_zones_whole_in_80_columns(served: GatewayProcess) ->
     table = ok(hearth_cli(served.data_dir, "schedule", "list", columns=None))
     assert schedule_id[:8] in table
     assert "America/New_York" in table
+
+
+@pytest.mark.timeout(300)
+def test_commands_take_a_unique_name_and_list_the_candidates_of_an_ambiguous_one(
+    served: GatewayProcess,
+) -> None:
+    only = on_gateway(
+        served, lambda client: create(client, name="lonely digest", every="1h", workflow_id="noop")
+    )
+    twins = [
+        on_gateway(
+            served, lambda client: create(client, name="twin", every="2h", workflow_id="noop")
+        )
+        for _ in range(2)
+    ]
+    shown, paused, ambiguous = hearth_cli_together(
+        served.data_dir,
+        ("schedule", "show", "lonely digest"),
+        ("schedule", "pause", "lonely digest"),
+        ("schedule", "rm", "twin"),
+    )
+    assert f"lonely digest ({only})" in flat(ok(shown))
+    assert flat(ok(paused)) == f"schedule {only}: paused"
+    assert ambiguous.returncode == 1
+    line = assert_one_line_error(ambiguous, "more than one schedule matches 'twin'")
+    for twin in twins:
+        assert f"{twin[:8]} ('twin')" in line
+    current = listing(served)
+    assert all(twin in current for twin in twins)  # nothing deleted
+    # A twin is still reachable by its id prefix; the other by its full id.
+    removed, resumed = hearth_cli_together(
+        served.data_dir,
+        ("schedule", "rm", twins[0][:8]),
+        ("schedule", "resume", "lonely digest"),
+    )
+    assert flat(ok(removed)) == f"schedule {twins[0]} deleted"
+    assert flat(ok(resumed)) == f"schedule {only}: active"
+    assert flat(ok(hearth_cli(served.data_dir, "schedule", "rm", "twin"))) == (
+        f"schedule {twins[1]} deleted"
+    )
+
+
+@pytest.mark.timeout(300)
+def test_preview_shows_the_scheduler_ticks_and_names_bad_fields(served: GatewayProcess) -> None:
+    autumn, window, too_many, bad_zone, two = hearth_cli_together(
+        served.data_dir,
+        (
+            "schedule",
+            "preview",
+            "--cron",
+            "0 */30 * * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--from",
+            "2025-10-26T01:45",
+            "--count",
+            "4",
+        ),
+        (
+            "schedule",
+            "preview",
+            "--every",
+            "4h",
+            "--from",
+            "2026-11-27T10:00",
+            "--active-hours",
+            "08:00-18:00",
+            "--days",
+            "1-5",
+            "--count",
+            "3",
+        ),
+        ("schedule", "preview", "--cron", "0 9 * * *", "--count", "101"),
+        ("schedule", "preview", "--every", "1h", "--tz", "Europe/Berln"),
+        ("schedule", "preview", "--every", "1h", "--cron", "* * * * *"),
+    )
+    assert [cells for cells in rows(ok(autumn))] == [
+        ["2025-10-26T02:00:00+02:00", "2025-10-26 00:00:00", ""],
+        ["2025-10-26T02:30:00+02:00", "2025-10-26 00:30:00", ""],
+        ["2025-10-26T02:00:00+01:00", "2025-10-26 01:00:00", ""],
+        ["2025-10-26T02:30:00+01:00", "2025-10-26 01:30:00", ""],
+    ]
+    assert "local (Europe/Berlin)" in ok(autumn)
+    # No --tz: the gateway's default zone (config.toml), named in the header.
+    assert f"local ({CONFIG_ZONE})" in ok(window)
+    assert [cells[2] for cells in rows(ok(window))] == [
+        "",
+        "skipped: outside the active hours",
+        "skipped: outside the active hours",
+    ]
+    assert too_many.returncode == 1
+    assert_one_line_error(too_many, "INVALID_SCHEDULE", "invalid count", "1 to 100")
+    assert bad_zone.returncode == 1
+    assert_one_line_error(bad_zone, "INVALID_SCHEDULE", "invalid timezone", "Europe/Berln")
+    assert two.returncode == 2
+    assert_one_line_error(two, "exactly one of --cron, --every or --at")

@@ -1,9 +1,11 @@
 """`hearth workflow …` and `hearth approvals` as a person uses them: real processes end to end.
 
 Every command runs as its own `python -m hearth` process against a gateway started with
-`hearth serve` in a subprocess, with stdin not a terminal (as in a script or a second shell),
-so the gated `run --wait` prints how to answer instead of asking. Commands that do not depend on
-each other are started together, because each CLI process spends seconds importing.
+`hearth serve` in a subprocess, with stdin not a terminal (as in a script or a second shell):
+at the end of its input the gated `run --wait` prints how to answer and waits for another
+client's answer (tests/test_cli_prompts.py answers through a pipe instead). Commands that do
+not depend on each other are started together, because each CLI process spends seconds
+importing.
 """
 
 from __future__ import annotations
@@ -99,7 +101,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 class BackgroundCli:
     """A CLI process left running (like `run --wait` in another terminal)."""
 
-    def __init__(self, tmp_path: Path, data_dir: Path, *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, data_dir: Path, *args: str, stdin: int = subprocess.DEVNULL
+    ) -> None:
         self.out_path = tmp_path / f"cli-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
@@ -108,8 +112,15 @@ class BackgroundCli:
                 stdout=out,
                 stderr=err,
                 env=cli_env(data_dir),
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
+                text=True,
             )
+
+    def type_line(self, line: str) -> None:
+        """Write a line to the command's stdin (a pipe), as a person answering a prompt."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
 
     @property
     def stdout(self) -> str:
@@ -143,6 +154,8 @@ class BackgroundCli:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,8 @@ def ctx() -> dict[str, Any]:
     ("template", "expected"),
     [
         ("{{ input.count }}", 3),
-        ("  {{ input.count }}\n", 3),
         ("{{- input.count -}}", 3),
+        ("  {{- input.count -}}\n", 3),
         ("{{ steps.fetch.output.json }}", {"n": 5, "items": [1, 2]}),
         ("{{ steps.fetch.output.json.items }}", [1, 2]),
         ("{{ input.tags }}", ["a", "b"]),
@@ -88,6 +88,13 @@ def test_single_expression_keeps_its_native_value(
         ("{{ now.strftime('%Y-%m-%d') }}", "2030-01-31"),
         ("plain text", "plain text"),
         ("line {{ input.count }}\n", "line 3\n"),
+        # Text around a single expression is kept, whitespace and newlines included (issue 10).
+        ("{{ input.count }}\n", "3\n"),
+        ("  {{ input.count }}\n", "  3\n"),
+        (" {{ input.count }}", " 3"),
+        ("{{ execution.id }}\n", "ex-1\n"),
+        ("{{ input.tags }}\n", "['a', 'b']\n"),
+        ("{{ none }} ", "None "),
         ("{% if true %}\nyes\n{% endif %}\n", "\nyes\n\n"),
         ("", ""),
     ],
@@ -420,3 +427,71 @@ def test_arbitrary_text_only_ever_raises_expression_error(source: str) -> None:
             assert failure.source == source
         else:
             assert result is None or isinstance(result, bool | int | float | str | list | dict)
+
+
+# -- render limits (issue 10 item 9) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        (
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            "over the render budget of 1000000 operations",
+        ),
+        ("{{ 'x'|center(200000000) }}", "center(200000000) would build 200000000 characters"),
+        ("{{ 'x'.center(200000000) }}", "center(200000000) would build"),
+        ("{{ '{:>200000000}'.format('a') }}", "the format spec '>200000000' would build"),
+        ("{{ '{:{w}}'.format('a', w=200000000) }}", "the format spec '200000000' would build"),
+        ("{{ '%200000000d' % 1 }}", "the format '%200000000d' would build"),
+        ("{{ '%*d' % (200000000, 1) }}", "the format '%*d' would build"),
+        ("{{ '%200000000s'|format('a') }}", "the format '%200000000s' would build"),
+        ("{{ ('x' * 1000000)|replace('x', 'x' * 200) }}", "replace would build 200000000"),
+        ("{{ ('x' * 1000000).replace('x', 'yy' * 100) }}", "replace would build 200000000"),
+        ("{{ range(100000)|join('x' * 1000) }}", "join would build"),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "'~' would build 4194304",
+        ),
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}"
+            "{{ f(40) }}",
+            "over the render budget",
+        ),
+        ("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", "the rendered text would"),
+    ],
+)
+async def test_renders_over_their_limits_fail_with_the_reason(
+    expressions: Expressions, template: str, reason: str
+) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        await expressions.arender({"content": template}, make_context())
+    assert caught.value.reason.startswith("render limit: ")
+    assert reason in caught.value.reason
+    # The synchronous path holds to the same limits.
+    with pytest.raises(ExpressionError, match="render limit"):
+        expressions.render(template, make_context())
+
+
+async def test_conditions_have_the_same_budget(expressions: Expressions) -> None:
+    # Whichever limit comes first (operations or time) depends on the machine; both stop it.
+    with pytest.raises(ExpressionError, match="render limit: "):
+        await expressions.aevaluate(
+            "range(100000)|map('string')|map('length')|map('string')|map('length')"
+            "|map('string')|map('length')|map('string')|map('length')|map('string')"
+            "|map('length')|map('string')|map('length')|sum > 0",
+            make_context(),
+        )
+
+
+async def test_ordinary_templates_stay_within_the_limits(expressions: Expressions) -> None:
+    ctx = make_context()
+    text = await expressions.arender("{% for i in range(20000) %}{{ i }},{% endfor %}", ctx)
+    assert text.startswith("0,1,2,")
+    assert text.endswith("19999,")
+    padded = await expressions.arender("{{ 'x'|center(9) }}|{{ '%5d' % 42 }}", ctx)
+    assert padded == "    x    |   42"
+    assert await expressions.arender("{{ '{:>4}'.format('ab') }}", ctx) == "  ab"
+    assert await expressions.aevaluate("steps.fetch.output.status == 200", ctx)
+    assert await expressions.arender({"n": "{{ input.count }}", "k": 7}, ctx) == {"n": 3, "k": 7}

@@ -10,7 +10,7 @@ from alembic import command
 
 from hearth.store import Database
 from hearth.store.executions import ExecutionRepository
-from hearth.store.migrate import alembic_config
+from hearth.store.migrate import alembic_config, head_revision
 
 WHEN = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -47,7 +47,7 @@ async def test_journal_rows_survive_the_0006_rebuild(tmp_path: Path) -> None:
 
     db = Database.from_url(f"sqlite+aiosqlite:///{path}")
     try:
-        assert await db.upgrade() >= "0006"  # the head, whichever revision came later
+        assert await db.upgrade() == head_revision()
         steps = await ExecutionRepository(db).steps("e")
     finally:
         await db.dispose()

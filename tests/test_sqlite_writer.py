@@ -613,6 +613,9 @@ def execution(execution_id: str, **changes: Any) -> dict[str, Any]:
         "started_at": WHEN,
         "updated_at": WHEN,
         "completed_at": None,
+        "next_attempt_at": WHEN + timedelta(seconds=5),
+        "crash_count": 0,
+        "crash_seq": None,
     } | changes
 
 

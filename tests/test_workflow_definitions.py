@@ -342,6 +342,14 @@ def test_unknown_goto_target(tmp_path: Path, field: str, expected_loc: str) -> N
         ("action: wait\n    duration: 1s\n    timeout: 1s", "'timeout' is not used by a 'wait'"),
         ("action: noop\n    approval_prompt: ok?", "'approval_required' is not"),
         ("action: jump", "steps[0].action: Input should be"),
+        (
+            "action: model\n    prompt: p\n    output_schema: {type: objekt}",
+            "steps[0].output_schema: step 'a': not a valid JSON Schema: output_schema.type:",
+        ),
+        (
+            "action: model\n    prompt: p\n    output_schema: {properties: {n: {minimum: x}}}",
+            "not a valid JSON Schema: output_schema.properties.n.minimum: 'x' is not of type",
+        ),
     ],
 )
 def test_step_rules(tmp_path: Path, step: str, expected: str) -> None:

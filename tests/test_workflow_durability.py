@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from hearth.client import GatewayClient
+from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
 from hearth.protocol.messages.workflows import WorkflowApproval, WorkflowApprovalResolved
 from tests.support.gateway import GatewayProcess, start_gateway_process
 from tests.support.workflows import TERMINAL, execution, trigger, wait_status, write_workflow
@@ -98,48 +98,143 @@ async def test_wait_survives_sigkill_and_fires_on_time(data_dir: Path) -> None:
     assert (due - done.execution.started_at).total_seconds() == pytest.approx(3, abs=0.5)
 
 
-async def test_step_interrupted_by_sigkill_runs_again_after_restart(data_dir: Path) -> None:
-    (data_dir / "config.toml").write_text("[tools.shell]\nenabled = true\n")
-    write_workflow(
-        data_dir,
-        "slow",
-        """
-        name: Slow
-        steps:
-          - id: work
-            action: tool
-            tool: shell.run
-            args: {command: "echo start >> runs.txt; sleep 2; echo end >> runs.txt"}
-        """,
-    )
-    first = start_gateway_process(data_dir)
+class _Ledger:
+    """A fake external payment service: the first request to each path is held open (the
+    gateway is killed while it waits), every later one is answered. It records each request's
+    path and `Idempotency-Key`, which is the side effect a test counts."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def count(self, path: str) -> int:
+        return sum(1 for seen, _ in self.requests if seen == path)
+
+    def keys(self, path: str) -> list[str | None]:
+        return [key for seen, key in self.requests if seen == path]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            lines = head.split("\r\n")
+            path = lines[0].split()[1]
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (x.partition(":") for x in lines[1:] if x)
+            }
+            await reader.readexactly(int(headers.get("content-length", "0")))
+            first = self.count(path) == 0
+            self.requests.append((path, headers.get("idempotency-key")))
+            if first:
+                await asyncio.Event().wait()  # never answered: the gateway dies meanwhile
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\npaid")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+PAY = """
+    name: Pay
+    inputs:
+      path: {{type: string, required: true}}
+    steps:
+      - id: charge
+        action: tool
+        tool: http.request
+        args: {{method: POST, url: "{url}{{{{ input.path }}}}", json: {{amount: 5}}, timeout: 120}}
+      - {{id: done, action: noop}}
+"""
+
+
+async def test_sigkill_inside_a_non_idempotent_step_asks_before_running_it_again(
+    data_dir: Path, database_url: str
+) -> None:
+    """Exactly once, or ask: the POST happened once before the kill; after the restart the
+    execution waits for a person (an `interrupted` approval) instead of paying again. Approve
+    runs it again (with the same Idempotency-Key), deny fails the execution with the reason."""
+    ledger = _Ledger()
+    url = await ledger.start()
+    (data_dir / "config.toml").write_text("[workflows]\nlease_s = 2\nrecovery_interval_s = 0.3\n")
+    write_workflow(data_dir, "pay", PAY.format(url=url))
+    args = ("--database-url", database_url)
+    first = start_gateway_process(data_dir, *args)
     try:
         client = await connect(first)
-        execution_id = await trigger(client, "slow")
-        await wait_status(client, execution_id, {"paused"})  # shell.run is always gated
-        await client.request(
-            WorkflowApproval(id="a", execution_id=execution_id, step_id="work", approved=True),
-            WorkflowApprovalResolved,
-        )
-        runs = data_dir / "workspace" / "runs.txt"
-        deadline = time.monotonic() + 20
-        while not runs.exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        approved_id = await trigger(client, "pay", {"path": "/a"})
+        denied_id = await trigger(client, "pay", {"path": "/b"})
+        async with asyncio.timeout(30):
+            while ledger.count("/a") == 0 or ledger.count("/b") == 0:
+                await asyncio.sleep(0.02)
         await client.close()
     finally:
         first.kill()
-    second = start_gateway_process(data_dir)
+
+    second = start_gateway_process(data_dir, *args)
     try:
-        client = await connect(second)
-        done = await wait_status(client, execution_id, TERMINAL, timeout_s=30)
-        await client.close()
+        phone = await connect(second)
+        for execution_id in (approved_id, denied_id):
+            paused = await wait_status(phone, execution_id, {"paused"} | TERMINAL)
+            assert (paused.execution.status, paused.execution.waiting_for) == (
+                "paused",
+                "approval",
+            )
+        pending = await phone.request(ApprovalList(id="l"), ApprovalListResult)
+        asked = {(a.execution_id, a.step_id, a.kind) for a in pending.approvals}
+        assert asked == {
+            (approved_id, "charge", "interrupted"),
+            (denied_id, "charge", "interrupted"),
+        }
+        assert all("may or may not have run" in a.title for a in pending.approvals)
+        assert (ledger.count("/a"), ledger.count("/b")) == (1, 1)  # once, not blindly again
+
+        await phone.request(
+            WorkflowApproval(id="a", execution_id=approved_id, step_id="charge", approved=True),
+            WorkflowApprovalResolved,
+        )
+        await phone.request(
+            WorkflowApproval(
+                id="d",
+                execution_id=denied_id,
+                step_id="charge",
+                approved=False,
+                comment="already paid",
+            ),
+            WorkflowApprovalResolved,
+        )
+        approved = await wait_status(phone, approved_id, TERMINAL)
+        denied = await wait_status(phone, denied_id, TERMINAL)
+        await phone.close()
     finally:
         second.stop()
-    assert done.execution.status == "completed"
-    # At-least-once: the interrupted run started, the rerun started and completed. (The first
-    # shell may still finish on its own: a SIGKILLed gateway cannot stop its children.)
-    assert runs.read_text().split().count("start") == 2
-    assert [(s.step_id, s.status) for s in done.execution.steps] == [("work", "success")]
+        await ledger.stop()
+    assert approved.execution.status == "completed"
+    assert [(s.step_id, s.status) for s in approved.execution.steps] == [
+        ("charge", "success"),
+        ("done", "success"),
+    ]
+    keys = ledger.keys("/a")
+    assert len(keys) == 2  # the interrupted call and the approved re-run
+    assert keys[0] is not None
+    assert keys[0] == keys[1]  # the service can tell it is the same payment
+    assert ledger.keys("/b")[0] != keys[0]
+    assert denied.execution.status == "failed"
+    assert denied.execution.error == (
+        "step 'charge' was interrupted (the gateway stopped while it ran) and not run again: "
+        "already paid"
+    )
+    assert ledger.count("/b") == 1
 
 
 class _HangThenAnswer:

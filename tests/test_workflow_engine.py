@@ -415,7 +415,7 @@ async def test_expression_errors_fail_the_step_not_the_engine(gateway: RunningGa
         steps:
           - id: a
             action: noop
-            when: "input.missing > 1"
+            when: "steps.b.output.missing > 1"
           - id: b
             action: noop
         """,
@@ -425,7 +425,7 @@ async def test_expression_errors_fail_the_step_not_the_engine(gateway: RunningGa
     execution_id = await trigger(client, "bad_expr")
     done = await wait_status(client, execution_id, TERMINAL)
     assert done.execution.status == "failed"
-    assert "input.missing > 1" in (done.execution.error or "")
+    assert "steps.b.output.missing > 1" in (done.execution.error or "")
     assert [s.step_id for s in done.execution.steps] == ["a"]
 
 

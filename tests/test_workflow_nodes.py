@@ -65,6 +65,7 @@ async def test_other_node_finishes_a_dead_nodes_execution(
             action: tool
             tool: http.request
             args: {{method: POST, url: "{url}", timeout: 120}}
+            on_interrupt: retry  # a POST would otherwise ask a person before running again
           - id: after
             action: noop
     """

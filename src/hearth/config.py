@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from hearth.datadir import default_data_dir
 from hearth.netrules import parse_rules
 
 ENV_PREFIX = "HEARTH_"
@@ -121,6 +130,12 @@ class WorkflowSettings(Section):
         "another node (sharing PostgreSQL) resumes it.",
     )
     recovery_interval_s: float = Field(default=5.0, gt=0)
+    crash_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive crashes of the engine at one step after which the execution "
+        "fails instead of being resumed again.",
+    )
     watch: bool = Field(default=True, description="Reload workflow files when they change.")
 
 
@@ -152,6 +167,9 @@ class ProviderSettings(Section):
     base_url: str | None = None
     api_key_env: str | None = None
     structured_output: Literal["auto", "tool", "native", "prompted"] = "auto"
+    #: None: offer tools and drop them for a model that fails with them (learned per process);
+    #: false: never offer tools; true: always offer them (a failure is reported, not avoided).
+    tools: bool | None = None
 
 
 class ModelsSettings(Section):
@@ -208,8 +226,85 @@ class HeartbeatSettings(Section):
     )
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("hearth", appauthor=False))
+class LoggingSettings(Section):
+    """Logs always go to stderr (journald and `docker logs` read it); `file` adds a copy."""
+
+    file: Path | None = Field(
+        default=None,
+        description="Also write logs to this file (relative paths are inside the data "
+        "directory), rotated by size.",
+    )
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Rotate past this.")
+    backups: int = Field(default=5, ge=0, le=100, description="Rotated files kept.")
+
+
+class MetricsSettings(Section):
+    """`GET /metrics` in Prometheus text format."""
+
+    enabled: bool = Field(default=False, description="Serve /metrics.")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token scrapers must send; without one only loopback may scrape. "
+        "Prefer HEARTH_METRICS__TOKEN to writing it here.",
+    )
+
+
+class TelegramSettings(Section):
+    """The Telegram channel. The bot token is never read from config.toml: it comes from
+    `hearth keys set telegram` or HEARTH_TELEGRAM__TOKEN."""
+
+    enabled: bool = False
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="Requests go to {api_base_url}/bot{token}/{method} (a self-hosted Bot API "
+        "server works too).",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Only from the environment (HEARTH_TELEGRAM__TOKEN)."
+    )
+    allowed_users: list[int] = Field(
+        default_factory=list, description="Telegram user ids allowed without pairing."
+    )
+    alert_users: list[int] = Field(
+        default_factory=list,
+        description="Who gets heartbeat alerts and notifications (default: every allowed user).",
+    )
+    allowed_groups: list[int] = Field(
+        default_factory=list,
+        description="Group chat ids where the bot answers allowed users who mention or reply "
+        "to it; groups are ignored otherwise.",
+    )
+    edit_interval_s: float = Field(
+        default=1.0, gt=0, description="A streamed reply is edited at most this often per chat."
+    )
+    poll_timeout_s: int = Field(default=30, ge=0, le=50, description="getUpdates long-poll.")
+    stall_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="No successful getUpdates for this long is reported as a stall.",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a node owns the bot's poller without renewing; then another "
+        "node sharing the database takes over.",
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
+class NotificationsSettings(Section):
+    """How long stored notifications are kept; older and surplus ones are deleted."""
+
+    keep: Duration = Field(
+        default=timedelta(days=30), description='Notifications older than this go ("30d").'
+    )
+    keep_max: int = Field(default=10_000, ge=1, description="At most this many are kept.")
 
 
 class Settings(BaseSettings):
@@ -240,6 +335,10 @@ class Settings(BaseSettings):
     workflow_dirs: list[Path] = Field(
         default_factory=list, description="Extra directories of workflow YAML files."
     )
+    watch_config: bool = Field(
+        default=True,
+        description="Reload config.toml when it changes (SIGHUP and `hearth reload` always do).",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: GatewayLimits = Field(default_factory=GatewayLimits)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
@@ -248,7 +347,15 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    #: The command-line flags these settings were built with, so that a reload of config.toml
+    #: keeps them on top (a flag still beats the file).
+    _flags: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -276,6 +383,15 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_FILE
+
+    @property
+    def log_file(self) -> Path | None:
+        """The log file, resolved inside the data directory when relative (None: stderr only)."""
+        path = self.logging.file
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else self.data_dir / path
 
     @property
     def token_path(self) -> Path:
@@ -314,7 +430,19 @@ class DataDirTomlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data_dir = self.current_state.get("data_dir")
         path = Path(data_dir) if data_dir else default_data_dir()
-        return read_config_file(path / CONFIG_FILE)
+        values = read_config_file(path / CONFIG_FILE)
+        refuse_secrets_in_file(values, path / CONFIG_FILE)
+        return values
+
+
+def refuse_secrets_in_file(values: dict[str, Any], path: Path) -> None:
+    """A bot token in config.toml would end up in backups and screenshots: refuse it."""
+    telegram = values.get("telegram")
+    if isinstance(telegram, dict) and "token" in telegram:
+        raise ConfigError(
+            f"{path}: telegram.token may not be written in config.toml; store it with "
+            "`hearth keys set telegram` or set HEARTH_TELEGRAM__TOKEN"
+        )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -350,7 +478,7 @@ def load_settings(**flags: Any) -> Settings:
     """
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         data_dir = Path(
             given.get("data_dir") or os.environ.get(ENV_PREFIX + "DATA_DIR") or default_data_dir()
@@ -366,3 +494,60 @@ def load_settings(**flags: Any) -> Settings:
         raise ConfigError(
             f"bad setting {key}: {reason} (from {_origin_of(key, file_values, path)})"
         ) from None
+    settings._flags = given
+    return settings
+
+
+def reload_settings(current: Settings) -> Settings:
+    """Read the sources again with the same command-line flags; ConfigError when they are bad."""
+    return load_settings(**current._flags)
+
+
+_EMPTY_TABLE = object()
+
+
+def _flatten(value: Any, path: tuple[str, ...], into: dict[tuple[str, ...], Any]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            into[path] = _EMPTY_TABLE
+        for key, item in value.items():
+            _flatten(item, (*path, str(key)), into)
+    else:
+        into[path] = value
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    """TOML's way of naming a key: `tools.policy."file.write"`."""
+    return ".".join(f'"{part}"' if "." in part else part for part in path)
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """Dotted names of the settings that differ (`providers.local.base_url`, `port`, …).
+
+    A table that appears or disappears as a whole (a new `[providers.NAME]`) is named once,
+    not field by field.
+    """
+    before: dict[tuple[str, ...], Any] = {}
+    after: dict[tuple[str, ...], Any] = {}
+    _flatten(old.model_dump(mode="json"), (), before)
+    _flatten(new.model_dump(mode="json"), (), after)
+    had = {path[:n] for path in before for n in range(1, len(path) + 1)}
+    has = {path[:n] for path in after for n in range(1, len(path) + 1)}
+    changed = set()
+    for path in before.keys() | after.keys():
+        if _EMPTY_TABLE in (before.get(path), after.get(path)):
+            continue  # the table's entries (or their absence) say what changed
+        if path in before and path in after and before[path] == after[path]:
+            continue
+        first = next(
+            path[:n]
+            for n in range(1, len(path) + 1)
+            if (path[:n] in had) != (path[:n] in has) or n == len(path)
+        )
+        changed.add(_dotted(first))
+    return sorted(changed)
+
+
+def key_matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    """True when `key` is one of `prefixes` or lies inside one (`limits` covers `limits.x`)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)

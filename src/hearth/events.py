@@ -53,6 +53,14 @@ class EventBus(Protocol):
     async def start(self) -> None:
         """Connect whatever carries events between nodes (nothing for the local bus)."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether events reach the other nodes now (always true for the local bus)."""
+
+    @property
+    def reconnects(self) -> int:
+        """Times the connection between nodes was re-established (none for the local bus)."""
+
     async def aclose(self) -> None:
         """Stop delivering; open subscriptions end."""
 
@@ -109,6 +117,14 @@ class LocalEventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[_LocalSubscription] = []
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    @property
+    def reconnects(self) -> int:
+        return 0
 
     def publish(self, event: DomainEvent) -> None:
         for sub in tuple(self._subscriptions):

@@ -77,6 +77,13 @@ class PostgresEventBus:
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
+        #: Times the LISTEN connection was re-established (`hearth_bus_reconnects_total`).
+        self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        conn = self._listener
+        return self._connected.is_set() and conn is not None and not conn.is_closed()
 
     async def start(self) -> None:
         await self._connect()
@@ -103,6 +110,7 @@ class PostgresEventBus:
             self._connected.clear()
             try:
                 await self._connect()
+                self.reconnects += 1
                 log.info("event bus reconnected to PostgreSQL")
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("event bus cannot reach PostgreSQL (%s); retrying", exc)

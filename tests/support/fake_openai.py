@@ -25,6 +25,13 @@ can answer according to the conversation so far.
 ``mode="llamacpp"`` imitates llama.cpp's server, which cannot force tool calls or follow a JSON
 schema response format: such requests get HTTP 400 without consuming a scripted reply, which
 lets tests check that callers fall back to prompted output.
+
+``quirks=Quirks(...)`` imitates the failures of weaker servers, each one switchable on its own;
+``LLAMA_CPP_PYTHON`` holds those of llama-cpp-python's server (``--chat_format
+chatml-function-calling``) as seen from Hearth: an empty 200 stream for a streamed request
+carrying tools and ``tool_choice``, HTTP 500 for ``tool_choice: "required"`` and for an
+assistant message with ``content: null``. A quirk's answer does not consume a scripted reply;
+``quirked`` counts them.
 """
 
 from __future__ import annotations
@@ -166,6 +173,47 @@ class Delay:
 
     seconds: float
     then: Spec | None = None
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Failures of weak OpenAI-compatible servers, checked before any scripted reply.
+
+    Each ``*_status`` is the HTTP status answered (None: the quirk is off); 5xx bodies carry a
+    Python traceback as their message, as llama-cpp-python's server sends them.
+    """
+
+    #: A streamed request with tools and a ``tool_choice`` gets an empty 200 stream.
+    empty_stream_with_tool_choice: bool = False
+    #: A streamed request with tools (with or without ``tool_choice``) gets an empty 200 stream.
+    empty_stream_with_tools: bool = False
+    #: ``tool_choice: "required"`` or naming a function.
+    forced_choice_status: int | None = None
+    #: Any ``tool_choice`` at all.
+    tool_choice_status: int | None = None
+    #: Any request offering tools.
+    tools_status: int | None = None
+    #: An assistant message whose ``content`` is null.
+    null_content_status: int | None = None
+    #: Every request, whatever it holds (a server that is simply broken).
+    always_status: int | None = None
+
+
+LLAMA_CPP_PYTHON = Quirks(
+    empty_stream_with_tool_choice=True, forced_choice_status=500, null_content_status=500
+)
+"""llama-cpp-python's server (``--chat_format chatml-function-calling``) as issue 10 found it."""
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/usr/lib/python3/site-packages/llama_cpp/server/errors.py", line 171, in '
+    "custom_route_handler\n    response = await original_route_handler(request)\n"
+    + '  File "/usr/lib/python3/site-packages/llama_cpp/llama_chat_format.py", line 2110, in '
+    "chatml_function_calling\n    prompt = template_renderer.render(...)\n"
+    * 12
+    + 'TypeError: can only concatenate str (not "NoneType") to str'
+)
+"""A 5xx message as llama-cpp-python sends it: a whole traceback, about 2 KB."""
 
 
 ReplySpec: TypeAlias = Text | JsonContent | ToolCall | ToolCalls | HttpError | Delay
@@ -311,12 +359,14 @@ class FakeOpenAI:
     - ``disconnects``: how many ``Delay`` waits ended because the client went away.
     """
 
-    def __init__(self, mode: Mode = "standard") -> None:
+    def __init__(self, mode: Mode = "standard", quirks: Quirks | None = None) -> None:
         if mode not in ("standard", "llamacpp"):
             raise ValueError(f"unknown mode {mode!r}")
         self.mode: Mode = mode
+        self.quirks = quirks or Quirks()
         self.requests: list[JsonDict] = []
         self.rejected = 0
+        self.quirked = 0
         self.disconnects = 0
         self._queue: deque[Spec] = deque()
         self._forever: Spec | None = None
@@ -466,6 +516,9 @@ class FakeOpenAI:
         if self.mode == "llamacpp" and (problem := self._unsupported_by_llamacpp(body)):
             self.rejected += 1
             return _error_response(400, problem)
+        if (failure := self._quirk(body)) is not None:
+            self.quirked += 1
+            return failure
 
         reply = await self._resolve(self._next_spec(), body, request)
         if reply is None:  # the client left while we were waiting
@@ -512,6 +565,32 @@ class FakeOpenAI:
         response_format = body.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
             return "response_format type 'json_schema' is not supported"
+        return None
+
+    def _quirk(self, body: JsonDict) -> Response | None:
+        """The failure ``self.quirks`` give this request, if any."""
+        quirks = self.quirks
+        tools = bool(body.get("tools"))
+        choice = body.get("tool_choice")
+        forced = choice == "required" or isinstance(choice, dict)
+        null_content = any(
+            isinstance(m, dict) and m.get("role") == "assistant" and m.get("content", "") is None
+            for m in body.get("messages") or []
+        )
+        for status, applies in (
+            (quirks.always_status, True),
+            (quirks.null_content_status, null_content),
+            (quirks.tools_status, tools),
+            (quirks.tool_choice_status, tools and choice is not None),
+            (quirks.forced_choice_status, tools and forced),
+        ):
+            if status is not None and applies:
+                return _error_response(status, TRACEBACK, _error_type(status))
+        empty = quirks.empty_stream_with_tools or (
+            quirks.empty_stream_with_tool_choice and choice is not None
+        )
+        if body.get("stream") and tools and empty:
+            return StreamingResponse(_sse([]), media_type="text/event-stream")
         return None
 
     # -- replies -----------------------------------------------------------------------------

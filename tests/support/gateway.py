@@ -145,6 +145,23 @@ def start_gateway_process(
             env=child_env,
         )
     gateway = GatewayProcess(data_dir, process, log_path)
+    _STARTED.append(gateway)
     if wait:
         gateway.wait_ready()
     return gateway
+
+
+#: Every gateway process a test started, so one left running by a failed test (a readiness
+#: time-out, an assertion before its `stop`) is killed at the test's end instead of outliving
+#: the run.
+_STARTED: list[GatewayProcess] = []
+
+
+def started_gateways() -> int:
+    return len(_STARTED)
+
+
+def kill_leftover_gateways(keep: int = 0) -> None:
+    """Kill the gateways started after the first `keep` (those belong to wider fixtures)."""
+    while len(_STARTED) > keep:
+        _STARTED.pop().kill()

@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic_ai.messages import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    SystemPromptPart,
-    TextPart,
-    ToolCallPart,
-    ToolReturnPart,
-    UserPromptPart,
-)
+if TYPE_CHECKING:
+    from pydantic_ai.messages import ModelMessage
+
+# pydantic-ai is imported inside the functions: the gateway imports this module at start and
+# should not pay seconds for it before anyone chats (see hearth.models).
 
 
 def _estimate_tokens(message: ModelMessage) -> int:
@@ -34,6 +29,8 @@ def _estimate_tokens(message: ModelMessage) -> int:
 
 
 def _starts_turn(message: ModelMessage) -> bool:
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
     return isinstance(message, ModelRequest) and any(
         isinstance(part, UserPromptPart) for part in message.parts
     )
@@ -56,8 +53,30 @@ def bound_history(
     return kept
 
 
+def parse(stored: Sequence[Any]) -> list[ModelMessage]:
+    """Stored history (JSON from `ModelMessagesTypeAdapter.dump_json`) as pydantic-ai messages."""
+    from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+    return ModelMessagesTypeAdapter.validate_python(stored)
+
+
+def render_stored(stored: Sequence[Any]) -> list[dict[str, Any]]:
+    """`render` of stored history."""
+    return render(parse(stored))
+
+
 def render(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
     """A plain view of the history for clients: who said what, which tools ran."""
+    from pydantic_ai.messages import (
+        ModelRequest,
+        ModelResponse,
+        SystemPromptPart,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
+        UserPromptPart,
+    )
+
     entries: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, ModelRequest):

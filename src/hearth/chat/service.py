@@ -17,37 +17,35 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from pydantic_ai import Agent, RunContext, Tool
-from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
-from pydantic_ai.messages import (
-    ModelMessagesTypeAdapter,
-    PartDeltaEvent,
-    PartStartEvent,
-    TextPart,
-    TextPartDelta,
-)
-from pydantic_ai.usage import RunUsage
+from typing import TYPE_CHECKING, Any
 
 from hearth.chat.errors import (
     NoPendingToolApprovalError,
     SessionBusyError,
     SessionNotFoundError,
 )
-from hearth.chat.history import bound_history
+from hearth.chat.history import bound_history, parse
 from hearth.events import DomainEvent, EventBus
-from hearth.models import ModelFactory, ResolvedModel
+from hearth.metrics import Metrics
+from hearth.models import ModelFactory, ResolvedModel, describe
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
 from hearth.store.chat import ChatRepository
 from hearth.store.records import ApprovalRecord, SessionRecord
 from hearth.tools import Tool as HearthTool
 from hearth.tools import ToolContext, ToolError, ToolRegistry
+
+if TYPE_CHECKING:
+    from pydantic_ai import RunContext, Tool
+    from pydantic_ai.usage import RunUsage
+
+# pydantic-ai is imported where a reply is streamed, not at module level: the gateway imports
+# this module at start, and most starts (and every CLI command) never reach a model.
 
 log = logging.getLogger("hearth.chat")
 
@@ -58,6 +56,14 @@ DEFAULT_INSTRUCTIONS = (
     "Use tools when they help; some need the user's approval, and if a call is denied, do not "
     "retry it unless the user asks."
 )
+
+
+def tools_unavailable_note(model: str) -> str:
+    """Said before a reply when `model` failed with tools and answers without them."""
+    return (
+        f"(Tools are unavailable with {model}: it failed when offered them, so this answer "
+        "uses none.)\n\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,9 @@ class _Deltas:
 
 
 class ChatService:
+    #: Where model requests and token use are recorded; the composition root sets it.
+    metrics: Metrics | None = None
+
     def __init__(
         self,
         *,
@@ -315,31 +324,52 @@ class ChatService:
         *,
         saved: asyncio.Future[None] | None = None,
     ) -> None:
-        """Run one reply. `saved` is the pending insert of a brand-new session (no history)."""
+        """Run one reply. `saved` is the pending insert of a brand-new session (no history).
+
+        A brand-new session whose first reply fails or is cancelled is deleted again: it holds
+        no message, and a list of sessions should not fill up with failed attempts.
+        """
+        from pydantic_ai import Agent
+        from pydantic_ai.messages import (
+            ModelMessagesTypeAdapter,
+            PartDeltaEvent,
+            PartStartEvent,
+            TextPart,
+            TextPartDelta,
+        )
+        from pydantic_ai.usage import RunUsage
+
         deltas = _Deltas(self._publish, request_id, self.config.coalesce_s)
+        started = time.monotonic()
         usage = RunUsage()
         status = "completed"
+        note_pending = False
         try:
+            tools = self._tools_for(session, request_id, deltas)
+            # Said once per reply, before its text, when the model answers without the tools
+            # it was offered because it failed with them (learned, not configured).
+            note_pending = bool(tools) and resolved.capabilities.tools_override is None
             stored = [] if saved is not None else await self.repo.messages(session.id)
             history = bound_history(
-                ModelMessagesTypeAdapter.validate_python(stored),
+                parse(stored),
                 max_messages=self.config.max_history_messages,
                 max_tokens=self.config.max_history_tokens,
             )
             agent: Agent[None, str] = Agent(
-                resolved.model,
-                instructions=self.config.instructions,
-                tools=self._tools_for(session, request_id, deltas),
+                resolved.model, instructions=self.config.instructions, tools=tools
             )
 
             async def on_events(ctx: RunContext[None], events: Any) -> None:
-                nonlocal usage
+                nonlocal usage, note_pending
                 usage = ctx.usage
                 async for event in events:
                     if saved is not None and not saved.done():
                         # No delta before the session is committed (and so before the
                         # chat.stream.start reply that names it).
                         await asyncio.shield(saved)
+                    if note_pending and resolved.capabilities.tools_unavailable:
+                        note_pending = False
+                        deltas.add(tools_unavailable_note(resolved.name))
                     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
                         deltas.add(event.part.content)
                     elif isinstance(event, PartDeltaEvent) and isinstance(
@@ -375,14 +405,17 @@ class ChatService:
         except Exception as exc:
             status = "error"
             deltas.flush()
+            reason = describe(exc, resolved.name)
             self._publish(
-                "chat.error",
-                {"requestId": request_id, "code": "MODEL_ERROR", "message": _describe(exc)},
+                "chat.error", {"requestId": request_id, "code": "MODEL_ERROR", "message": reason}
             )
-            if not isinstance(exc, ModelHTTPError | UnexpectedModelBehavior | OSError):
+            if _is_model_failure(exc):
+                log.warning("chat request %s failed: %s", request_id, reason)
+                log.debug("chat request %s: the model error", request_id, exc_info=exc)
+            else:
                 log.exception("chat stream %s failed", request_id)
             await self._record_usage_only(
-                session.id, request_id, resolved.name, usage, status, saved
+                session.id, request_id, resolved.name, usage, status, saved, discard=True
             )
         finally:
             self._streams.pop(request_id, None)
@@ -392,6 +425,16 @@ class ChatService:
                 await self.repo.release(session.id, request_id)
             except Exception:
                 log.exception("could not release session %s", session.id)
+            if self.metrics is not None:
+                provider, _, model = resolved.name.partition(":")
+                self.metrics.model_request(
+                    provider,
+                    model or provider,
+                    status,
+                    time.monotonic() - started,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
             self._publish(
                 "chat.stream.end",
                 {
@@ -427,10 +470,19 @@ class ChatService:
         usage: RunUsage,
         status: str,
         saved: asyncio.Future[None] | None = None,
+        *,
+        discard: bool = False,
     ) -> None:
+        """After a failed or cancelled reply: record its usage. With `discard` (a failure),
+        when this was the first request of a new session (`saved`), delete that session
+        instead: it holds no message, and nobody wants a list of failed attempts. A session
+        whose first reply was cancelled is kept (the person chose to stop it)."""
         try:
             if saved is not None:
                 await asyncio.shield(saved)
+                if discard:
+                    await asyncio.shield(self.repo.delete(session_id))
+                    return
             await asyncio.shield(
                 self.repo.append(
                     session_id,
@@ -468,6 +520,8 @@ class ChatService:
     def _tools_for(
         self, session: SessionRecord, request_id: str, deltas: _Deltas
     ) -> list[Tool[None]]:
+        from pydantic_ai import Tool
+
         offered: list[Tool[None]] = []
         for tool in self.tools:
             if self.policy(tool, session) == "deny":
@@ -658,7 +712,8 @@ class ChatService:
         return approval
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ModelHTTPError):
-        return f"the model server answered HTTP {exc.status_code}: {exc.body}"
-    return f"{type(exc).__name__}: {exc}"
+def _is_model_failure(exc: BaseException) -> bool:
+    """A failure of the model or its server (logged briefly), not a bug of ours (traceback)."""
+    from pydantic_ai.exceptions import AgentRunError
+
+    return isinstance(exc, AgentRunError | OSError | TimeoutError)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import sys
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hearth.cli.common import DataDirOption, console, err_console, run, with_client
+from hearth.cli.prompt import StdinLines, show_question, take_back_question
 from hearth.client import GatewayClient, GatewayError
 from hearth.protocol import Error
 from hearth.protocol.messages.chat import (
@@ -28,23 +30,43 @@ from hearth.protocol.messages.chat import (
 HELP = "commands: /new (fresh session), /sessions, /model NAME, /quit"
 
 
-async def ask_approval(client: GatewayClient, event: ToolApprovalRequest) -> None:
+@dataclass
+class _Gate:
+    """One tool call waiting for approval: whether this terminal answered it."""
+
+    tool_call_id: str
+    answered_here: bool = False
+    settled: bool = False
+
+
+async def ask_approval(
+    client: GatewayClient, event: ToolApprovalRequest, lines: StdinLines, gate: _Gate
+) -> None:
+    """Ask y/n/always without blocking the loop; the caller cancels it when another client
+    answers first."""
     console.print(
         f"\n[cyan]approval needed[/]: {event.tool_name} ({event.risk} risk)", highlight=False
     )
     console.print_json(json.dumps(event.args))
-    if not sys.stdin.isatty():
-        console.print("  (no terminal to ask on: answer from another client, or it times out)")
-        return
-    answer = await asyncio.to_thread(input, "  allow? [y]es / [n]o / [a]lways this session: ")
-    answer = answer.strip().lower()
-    approved = answer in ("y", "yes", "a", "always")
+    lines.discard_typeahead()
+    while True:
+        show_question(console, "  allow? y = yes, n = no, a = always this session: ")
+        line = await lines.readline()
+        if line is None:
+            take_back_question(console)
+            console.print("  (no input here: answer from another client, or it times out)")
+            return
+        answer = line.strip().lower()
+        if answer in ("y", "yes", "n", "no", "a", "always"):
+            break
+        console.print("  please answer y, n or a")
+    gate.answered_here = True
     try:
         await client.request(
             ToolApprovalResponse(
                 id=client.next_id(),
                 tool_call_id=event.tool_call_id,
-                approved=approved,
+                approved=answer in ("y", "yes", "a", "always"),
                 session_approve=answer in ("a", "always"),
             ),
             ToolApprovalResolved,
@@ -53,30 +75,68 @@ async def ask_approval(client: GatewayClient, event: ToolApprovalRequest) -> Non
         console.print(f"  ({escape(exc.message)})", highlight=False)
 
 
+def _settle(gate: _Gate | None, asking: asyncio.Task[None] | None, how: str) -> None:
+    """The call was answered (or ended) elsewhere: take the question back and say so."""
+    if gate is None or gate.settled:
+        return
+    gate.settled = True
+    if gate.answered_here or asking is None or asking.done():
+        return
+    asking.cancel()
+    take_back_question(console)
+    console.print(f"  {how}", highlight=False)
+
+
 async def exchange(
-    client: GatewayClient, content: str, session_id: str | None, model: str | None
+    client: GatewayClient,
+    content: str,
+    session_id: str | None,
+    model: str | None,
+    lines: StdinLines | None = None,
 ) -> tuple[str, str]:
     """Send one message and print the streamed reply; returns (session id, final status)."""
+    lines = lines or StdinLines()
     start = await client.request(
         ChatSend(id=client.next_id(), content=content, session_id=session_id, model=model),
         ChatStreamStart,
     )
-    async for event in client.events():
-        if getattr(event, "request_id", None) != start.request_id:
-            continue
-        if event.type == "chat.stream.delta":
-            console.print(getattr(event, "delta", ""), end="", highlight=False, markup=False)
-        elif isinstance(event, ToolApprovalRequest):
-            await ask_approval(client, event)
-        elif event.type == "tool.call":
-            console.print(f"\n[dim]→ {getattr(event, 'tool_name', '')}[/]", highlight=False)
-        elif event.type == "tool.error":
-            console.print(f"\n[red]✗ {escape(getattr(event, 'error', ''))}[/]", highlight=False)
-        elif isinstance(event, Error):
-            err_console.print(f"\n[red]error:[/] {escape(event.message)}", highlight=False)
-        elif isinstance(event, ChatStreamEnd):
-            console.print()
-            return start.session_id, event.status
+    gate: _Gate | None = None
+    asking: asyncio.Task[None] | None = None
+    try:
+        async for event in client.events():
+            if getattr(event, "request_id", None) != start.request_id:
+                continue
+            call_id = getattr(event, "tool_call_id", None)
+            mine = gate is not None and call_id == gate.tool_call_id
+            if event.type == "chat.stream.delta":
+                console.print(getattr(event, "delta", ""), end="", highlight=False, markup=False)
+            elif isinstance(event, ToolApprovalRequest):
+                gate = _Gate(event.tool_call_id)
+                asking = asyncio.create_task(ask_approval(client, event, lines, gate))
+            elif event.type == "tool.call":
+                if mine:
+                    _settle(gate, asking, "approved by another client")
+                console.print(f"\n[dim]→ {getattr(event, 'tool_name', '')}[/]", highlight=False)
+            elif event.type == "tool.error":
+                if mine and getattr(event, "denied", False):
+                    why = getattr(event, "error", "")
+                    _settle(
+                        gate,
+                        asking,
+                        "denied by another client" if "person" in why else f"denied: {why}",
+                    )
+                console.print(f"\n[red]✗ {escape(getattr(event, 'error', ''))}[/]", highlight=False)
+            elif isinstance(event, Error):
+                err_console.print(f"\n[red]error:[/] {escape(event.message)}", highlight=False)
+            elif isinstance(event, ChatStreamEnd):
+                _settle(gate, asking, "the reply ended before an answer")
+                console.print()
+                return start.session_id, event.status
+    finally:
+        if asking is not None and not asking.done():
+            asking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asking
     return start.session_id, "error"
 
 
@@ -96,10 +156,12 @@ async def _sessions(client: GatewayClient) -> None:
 
 async def _interactive(client: GatewayClient, session_id: str | None, model: str | None) -> None:
     console.print(f"Hearth chat — {HELP}", highlight=False)
+    lines = StdinLines()
     while True:
-        try:
-            line = await asyncio.to_thread(input, "you> ")
-        except EOFError:
+        show_question(console, "you> ")
+        line = await lines.readline()
+        if line is None:
+            console.print()
             return
         text = line.strip()
         if not text:
@@ -121,7 +183,9 @@ async def _interactive(client: GatewayClient, session_id: str | None, model: str
             console.print(HELP)
             continue
         try:
-            session_id, _status = await exchange(client, text, session_id, model)
+            used, status = await exchange(client, text, session_id, model, lines)
+            # A new session whose first reply failed is not kept by the gateway.
+            session_id = None if session_id is None and status == "error" else used
         except GatewayError as exc:
             err_console.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
 
@@ -145,6 +209,16 @@ def chat(
         await _interactive(client, session, model)
         return "completed"
 
-    status = run(with_client(data_dir, go))
+    try:
+        status = run(with_client(data_dir, go))
+    except KeyboardInterrupt:
+        take_back_question(console)
+        console.print(
+            "stopped; a reply under way goes on in the gateway, and a tool call waiting for "
+            "approval can still be answered from another client (`hearth approvals` lists it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     if status != "completed":
         raise typer.Exit(1)

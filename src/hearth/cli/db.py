@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from hearth.cli.common import DataDirOption, console, run, settings_for
@@ -13,7 +15,16 @@ app = typer.Typer(help="The database.", no_args_is_help=True)
 
 
 @app.command("upgrade")
-def upgrade(data_dir: DataDirOption = None, database_url: str | None = None) -> None:
+def upgrade(
+    data_dir: DataDirOption = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The database to migrate (default: database_url in config.toml, else SQLite "
+            "in the data directory)."
+        ),
+    ] = None,
+) -> None:
     """Apply every pending migration (the gateway also does this when it starts)."""
     settings = settings_for(data_dir, database_url=database_url)
     revision = run(_upgrade(settings))

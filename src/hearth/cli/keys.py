@@ -5,33 +5,41 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import httpx
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from hearth.cli.common import DataDirOption, console, fail, run, settings_for
+from hearth.cli.common import (
+    DataDirOption,
+    console,
+    err_console,
+    fail,
+    run,
+    run_unless_no_gateway,
+    settings_for,
+    with_client,
+)
+from hearth.client import GatewayClient
 from hearth.config import Settings
-from hearth.secrets import OLLAMA_URL, STANDARD_ENV, KeyLookup, SecretStore
+from hearth.protocol.messages.config import ModelsList, ModelsListResult, ProviderInfo
+from hearth.provider_status import known_providers, probe_all
+from hearth.secrets import KeyLookup, SecretStore
 
 app = typer.Typer(
     help="API keys for model providers (never stored in config.toml).", no_args_is_help=True
 )
 
 
+#: Secrets that are not model provider keys: the Telegram bot token.
+CHANNEL_SECRETS = ("telegram",)
+
+
 def _store(settings: Settings) -> SecretStore:
     return SecretStore(settings.data_dir / "secrets.json")
 
 
-def _providers(settings: Settings) -> dict[str, tuple[str, str | None, str | None]]:
-    """name → (kind, base_url, key variable)."""
-    found: dict[str, tuple[str, str | None, str | None]] = {
-        "openai": ("openai", "https://api.openai.com/v1", STANDARD_ENV["openai"]),
-        "anthropic": ("anthropic", "https://api.anthropic.com/v1", STANDARD_ENV["anthropic"]),
-        "ollama": ("openai", OLLAMA_URL, None),
-    }
-    for name, provider in settings.providers.items():
-        found[name] = (provider.kind, provider.base_url, provider.api_key_env)
-    return found
+def _provider_names(settings: Settings) -> list[str]:
+    return [p.name for p in known_providers(settings.providers, KeyLookup(None))]
 
 
 @app.command("set")
@@ -42,10 +50,11 @@ def set_key(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Store PROVIDER's key (openai, anthropic, or a [providers.NAME] from config.toml)."""
+    """Store PROVIDER's key (openai, anthropic, a [providers.NAME] from config.toml), or the
+    Telegram bot token (`hearth keys set telegram`)."""
     settings = settings_for(data_dir)
-    if provider not in _providers(settings):
-        known = ", ".join(sorted(_providers(settings)))
+    if provider not in _provider_names(settings) and provider not in CHANNEL_SECRETS:
+        known = ", ".join([*_provider_names(settings), *CHANNEL_SECRETS])
         fail(f"unknown provider {provider!r} (known: {known})", 2)
     if value is None:
         if sys.stdin.isatty():
@@ -63,12 +72,10 @@ def set_key(
 def list_keys(data_dir: DataDirOption = None) -> None:
     """Which providers have a key, and where it comes from (never the key itself)."""
     settings = settings_for(data_dir)
-    lookup = KeyLookup(_store(settings))
     table = Table("provider", "key")
     table.columns[1].overflow = "fold"
-    for name, (_kind, _url, variable) in sorted(_providers(settings).items()):
-        source = lookup.source(name, variable)
-        table.add_row(name, source or "[dim]not set[/]")
+    for provider in known_providers(settings.providers, KeyLookup(_store(settings))):
+        table.add_row(escape(provider.name), escape(provider.key_source or "") or "[dim]not set[/]")
     console.print(table)
 
 
@@ -81,39 +88,61 @@ def remove_key(provider: str, data_dir: DataDirOption = None) -> None:
     console.print(f"removed the {provider} key", highlight=False)
 
 
-async def _probe(kind: str, base_url: str | None, key: str | None, needs_key: bool) -> str:
-    if base_url is None:
-        return "no base_url configured"
-    if needs_key and not key:
-        return "no key (hearth keys set …)"
-    headers = {}
-    if key and kind == "anthropic":
-        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    elif key:
-        headers = {"Authorization": f"Bearer {key}"}
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(base_url.rstrip("/") + "/models", headers=headers)
-    except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    if response.status_code == 200:
+def _status_cell(status: str | None) -> str:
+    if status == "answers":
         return "[green]answers[/]"
-    return f"HTTP {response.status_code}"
+    return escape(status or "")
 
 
 def models(data_dir: DataDirOption = None) -> None:
-    """List model providers, the default model, and whether each provider answers."""
-    settings = settings_for(data_dir)
-    lookup = KeyLookup(_store(settings))
-    console.print(
-        f"default model: {settings.models.default or '[yellow]not set[/] — set [models] default'}",
-        highlight=False,
+    """Show the default model and the providers the running gateway uses, and whether they answer.
+
+    Asks the running gateway (which may have reloaded config.toml since it started); when no
+    gateway runs, reads config.toml and says so.
+    """
+
+    async def ask(client: GatewayClient) -> ModelsListResult:
+        return await client.request(ModelsList(id=client.next_id(), probe=True), ModelsListResult)
+
+    listed = run_unless_no_gateway(with_client(data_dir, ask))
+    if listed is None:
+        settings = settings_for(data_dir)
+        listed = run(_from_file(settings))
+        err_console.print(
+            f"(no gateway is running: this is what {settings.config_path} says)",
+            highlight=False,
+            markup=False,
+        )
+    default = (
+        escape(listed.default)
+        if listed.default
+        else "[yellow]not set[/] (set default in the \\[models] table of config.toml)"
     )
+    console.print(f"default model: {default}", highlight=False)
     table = Table("provider", "kind", "base url", "key", "status")
-    for name, (kind, url, variable) in sorted(_providers(settings).items()):
-        needs_key = name in STANDARD_ENV or variable is not None
-        key = lookup(name, variable)
-        status = run(_probe(kind, url, key, needs_key))
-        source = lookup.source(name, variable) or ("—" if not needs_key else "not set")
-        table.add_row(name, kind, url or "", source, status)
+    for p in listed.providers:
+        key = p.key or ("not set" if p.needs_key else "—")
+        table.add_row(
+            escape(p.name), p.kind, escape(p.base_url or ""), escape(key), _status_cell(p.status)
+        )
     console.print(table)
+
+
+async def _from_file(settings: Settings) -> ModelsListResult:
+    keys = KeyLookup(_store(settings))
+    providers = await probe_all(known_providers(settings.providers, keys), keys)
+    return ModelsListResult(
+        id="local",
+        default=settings.models.default,
+        providers=[
+            ProviderInfo(
+                name=p.name,
+                kind=p.kind,
+                base_url=p.base_url,
+                key=p.key_source,
+                needs_key=p.needs_key,
+                status=p.status,
+            )
+            for p in providers
+        ],
+    )

@@ -22,6 +22,8 @@ from hearth.protocol.messages.schedules import (
     ScheduleInfo,
     ScheduleList,
     ScheduleListResult,
+    SchedulePreview,
+    SchedulePreviewResult,
     ScheduleRuns,
     ScheduleRunsResult,
     ScheduleTrigger,
@@ -85,7 +87,7 @@ def _trigger(item: ScheduleInfo) -> str:
 
 @app.command("add")
 def add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the schedule.", show_default=False)],
     workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow id to run.")],
     cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "30 8 * * 1-5".')] = None,
     every: Annotated[str | None, typer.Option(help='Interval, e.g. "15m".')] = None,
@@ -104,9 +106,18 @@ def add(
         str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
     ] = None,
     days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
-    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1)] = None,
-    overlap: Annotated[Literal["skip", "allow"], typer.Option()] = "skip",
-    misfire: Annotated[Literal["run_once", "skip"], typer.Option()] = "run_once",
+    max_runs: Annotated[
+        int | None,
+        typer.Option("--max-runs", min=1, help="Stop after this many runs (default: no limit)."),
+    ] = None,
+    overlap: Annotated[
+        Literal["skip", "allow"],
+        typer.Option(help="Whether a tick starts a run while the previous one still runs."),
+    ] = "skip",
+    misfire: Annotated[
+        Literal["run_once", "skip"],
+        typer.Option(help="After downtime: one catch-up run, or skip the missed ticks."),
+    ] = "run_once",
     data_dir: DataDirOption = None,
 ) -> None:
     """Create a schedule (exactly one of --cron, --every, --at)."""
@@ -138,6 +149,66 @@ def add(
         f"schedule {reply.schedule_id} created; next run {_when(reply.next_run, tz or '')}",
         highlight=False,
     )
+
+
+@app.command("preview")
+def preview(
+    cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "30 8 * * 1-5".')] = None,
+    every: Annotated[str | None, typer.Option(help='Interval, e.g. "15m".')] = None,
+    at: Annotated[str | None, typer.Option(help="Once, at an ISO time.")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA zone (default: `timezone` in config.toml, else the gateway host's zone).",
+        ),
+    ] = None,
+    active_hours: Annotated[
+        str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
+    ] = None,
+    days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Start after this ISO time (without an offset: in the zone); default now.",
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option(help="How many ticks to show, 1 to 100.")] = 10,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the next ticks a schedule would fire, as the gateway's scheduler plans them
+    (daylight-saving changes and active hours included). Nothing is saved."""
+    chosen = [flag for flag, value in (("--cron", cron), ("--every", every), ("--at", at)) if value]
+    if len(chosen) != 1:
+        fail("give exactly one of --cron, --every or --at", 2)
+    message = SchedulePreview(
+        id="preview",
+        cron_expression=cron,
+        every=every,
+        at=at,
+        timezone=tz,
+        active_hours=parse_active_hours(active_hours, days),
+        from_=start,
+        count=count,
+    )
+
+    async def send(client: GatewayClient) -> SchedulePreviewResult:
+        message.id = client.next_id()
+        return await client.request(message, SchedulePreviewResult)
+
+    reply = run(with_client(data_dir, send))
+    if not reply.ticks:
+        console.print("no ticks: this trigger never fires after that time", highlight=False)
+        return
+    table = Table(f"local ({reply.timezone})", "UTC", "note")
+    for tick in reply.ticks:
+        table.add_row(
+            tick.local.isoformat(),
+            tick.at.strftime("%Y-%m-%d %H:%M:%S"),
+            "skipped: outside the active hours" if tick.skipped else "",
+        )
+    console.print(table)
 
 
 async def _list(client: GatewayClient) -> ScheduleListResult:
@@ -181,26 +252,51 @@ def _will_fire(item: ScheduleInfo) -> datetime | None:
     return item.next_run
 
 
-async def _resolve(client: GatewayClient, schedule_id: str) -> ScheduleInfo:
-    """Accept a full id or an unambiguous prefix (as `list` shows)."""
-    if not schedule_id.strip():
+def matching(items: list[ScheduleInfo], ref: str) -> list[ScheduleInfo]:
+    """The schedules `ref` may mean: the one with that full id, else every schedule with that
+    name or whose id starts with it (one of them is an answer, several are ambiguous)."""
+    exact = [s for s in items if s.id == ref]
+    if exact:
+        return exact
+    return [s for s in items if s.name == ref or s.id.startswith(ref)]
+
+
+async def _resolve(client: GatewayClient, ref: str) -> ScheduleInfo:
+    """Accept a full id, a unique id prefix (as `list` shows) or a unique name."""
+    if not ref.strip():
         raise ValueError(
-            "give a schedule id (or a unique prefix of one); see `hearth schedule list`"
+            "give a schedule's name, id or a unique prefix of its id; see `hearth schedule list`"
         )
-    listing = await _list(client)
-    matches = [s for s in listing.schedules if s.id == schedule_id] or [
-        s for s in listing.schedules if s.id.startswith(schedule_id)
-    ]
-    if len(matches) != 1:
-        what = "no schedule" if not matches else "more than one schedule"
-        raise ValueError(f"{what} matches {schedule_id!r}; see `hearth schedule list`")
-    return matches[0]
+    found = matching((await _list(client)).schedules, ref)
+    if not found:
+        raise ValueError(
+            f"no schedule matches {ref!r} (by name, id or id prefix); see `hearth schedule list`"
+        )
+    if len(found) > 1:
+        candidates = ", ".join(f"{s.id[:8]} ({s.name!r})" for s in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise ValueError(
+            f"more than one schedule matches {ref!r}: {candidates}{more}; give a longer id "
+            "prefix (see `hearth schedule list`)"
+        )
+    return found[0]
+
+
+#: The argument of the commands that act on one schedule.
+ScheduleRef = Annotated[
+    str,
+    typer.Argument(
+        metavar="SCHEDULE",
+        help="The schedule's name, its id, or a prefix of the id that matches only it.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("show")
 def show(
-    schedule_id: str,
-    limit: Annotated[int, typer.Option(help="Runs to show.")] = 20,
+    schedule_id: ScheduleRef,
+    limit: Annotated[int, typer.Option(help="How many of the newest runs to show.")] = 20,
     data_dir: DataDirOption = None,
 ) -> None:
     """One schedule and its run history (skipped and missed runs included, with why)."""
@@ -273,19 +369,19 @@ def _change(schedule_id: str, data_dir: DataDirOption, enabled: bool) -> None:
 
 
 @app.command("pause")
-def pause(schedule_id: str, data_dir: DataDirOption = None) -> None:
+def pause(schedule_id: ScheduleRef, data_dir: DataDirOption = None) -> None:
     """Stop firing until resumed (missed ticks are not caught up on resume)."""
     _change(schedule_id, data_dir, False)
 
 
 @app.command("resume")
-def resume(schedule_id: str, data_dir: DataDirOption = None) -> None:
+def resume(schedule_id: ScheduleRef, data_dir: DataDirOption = None) -> None:
     """Fire again from the next tick."""
     _change(schedule_id, data_dir, True)
 
 
 @app.command("rm")
-def remove(schedule_id: str, data_dir: DataDirOption = None) -> None:
+def remove(schedule_id: ScheduleRef, data_dir: DataDirOption = None) -> None:
     """Delete a schedule and its history."""
 
     async def send(client: GatewayClient) -> ScheduleDeleted:
@@ -299,7 +395,7 @@ def remove(schedule_id: str, data_dir: DataDirOption = None) -> None:
 
 
 @app.command("run")
-def run_now(schedule_id: str, data_dir: DataDirOption = None) -> None:
+def run_now(schedule_id: ScheduleRef, data_dir: DataDirOption = None) -> None:
     """Fire a schedule's workflow now (recorded in its history as a manual run)."""
 
     async def send(client: GatewayClient) -> ScheduleTriggered:

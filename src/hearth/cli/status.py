@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hearth.cli.common import DataDirOption, console, run, with_client
@@ -35,4 +36,9 @@ def status(
     table.add_row("database", result.database)
     if result.nodes is not None:
         table.add_row("nodes", str(result.nodes))
+    if result.telegram is not None:
+        telegram = result.telegram.state + (
+            f" — {result.telegram.problem}" if result.telegram.problem else ""
+        )
+        table.add_row("telegram", escape(telegram))
     console.print(table)

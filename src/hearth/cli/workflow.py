@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,10 +20,19 @@ from hearth.cli.common import (
     err_console,
     fail,
     run,
+    settings_for,
     with_client,
 )
-from hearth.client import GatewayClient
+from hearth.cli.notifications import line_for
+from hearth.cli.prompt import StdinLines, show_question, take_back_question
+from hearth.client import GatewayClient, GatewayError
+from hearth.protocol import ErrorCode
 from hearth.protocol.messages.approvals import ApprovalList, ApprovalListResult
+from hearth.protocol.messages.notifications import (
+    Notification,
+    NotificationList,
+    NotificationListResult,
+)
 from hearth.protocol.messages.workflows import (
     ExecutionDetail,
     WorkflowApproval,
@@ -44,6 +55,8 @@ from hearth.workflows.loader import load_workflow_file
 app = typer.Typer(help="Run and inspect workflows.", no_args_is_help=True)
 
 TERMINAL = {"completed", "failed", "cancelled"}
+#: Notifications `show` prints for one execution (the newest, if it sent more).
+NOTES_SHOWN = 100
 STATUS_STYLE = {
     "completed": "green",
     "success": "green",
@@ -54,6 +67,16 @@ STATUS_STYLE = {
     "running": "blue",
     "skipped": "dim",
 }
+
+
+ExecutionArg = Annotated[
+    str, typer.Argument(help="The execution id, or any unique prefix of it.", show_default=False)
+]
+StepArg = Annotated[str, typer.Argument(help="The gated step's id.", show_default=False)]
+CommentOption = Annotated[
+    str | None,
+    typer.Option("--comment", "-c", help="Why; kept with the answer.", show_default=False),
+]
 
 
 def _styled(status: str) -> str:
@@ -112,10 +135,27 @@ def list_workflows(data_dir: DataDirOption = None) -> None:
 
 @app.command("validate")
 def validate(file: Path, data_dir: DataDirOption = None) -> None:
-    """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad."""
-    loaded = load_workflow_file(file)
+    """Check a workflow file without a gateway; exits 1 and says what is wrong if it is bad.
+
+    Runs the gateway loader's own checks against the data directory's config.toml: the tools
+    must exist and be enabled there, literal arguments must fit them, and every input and step
+    a template names must be declared.
+    """
+    # Imported here: the tool registry pulls in httpx, which `hearth --help` need not load.
+    from hearth.tools import ToolRegistry, builtin_tools
+    from hearth.workflows.checks import check_workflow
+
+    settings = settings_for(data_dir)
+    tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+    loaded = check_workflow(load_workflow_file(file), tools)
     if loaded.valid and loaded.definition is not None:
-        console.print(f"{file}: valid ({len(loaded.definition.steps)} steps)", highlight=False)
+        count = len(loaded.definition.steps)
+        console.print(
+            f"{file}: valid ({count} step{'' if count == 1 else 's'})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         return
     err_console.print(loaded.error, highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(1)
@@ -123,7 +163,7 @@ def validate(file: Path, data_dir: DataDirOption = None) -> None:
 
 @app.command("run")
 def run_workflow(
-    workflow_id: str,
+    workflow_id: Annotated[str, typer.Argument(help="The workflow to start.")],
     inputs: Annotated[
         list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
     ] = None,
@@ -136,6 +176,7 @@ def run_workflow(
     data_dir: DataDirOption = None,
 ) -> None:
     """Start a workflow. With --wait, show each step and ask at approval gates."""
+    following = _Following()
 
     async def go(client: GatewayClient) -> str:
         listing = await client.request(WorkflowList(id=client.next_id()), WorkflowListResult)
@@ -149,9 +190,14 @@ def run_workflow(
         console.print(f"started execution {reply.execution_id}", highlight=False)
         if not wait:
             return "running"
-        return await follow(client, reply.execution_id)
+        following.execution_id = reply.execution_id
+        return await follow(client, reply.execution_id, StdinLines(), following)
 
-    status = run(with_client(data_dir, go))
+    try:
+        status = run(with_client(data_dir, go))
+    except KeyboardInterrupt:
+        _left_running(following)
+        raise typer.Exit(130) from None
     if status == "lost":
         fail(
             "lost the connection to the gateway before the execution finished; it goes on "
@@ -161,56 +207,144 @@ def run_workflow(
         raise typer.Exit(1)
 
 
-async def follow(client: GatewayClient, execution_id: str) -> str:
-    """Print step progress until the execution ends; answer gates on a terminal."""
+@dataclass
+class _Following:
+    """What `run --wait` is doing, so Ctrl-C can say how to pick it up again."""
+
+    execution_id: str | None = None
+    #: The step whose approval this terminal is asking for (None when not at a gate).
+    gate: str | None = None
+    #: True once this terminal sent its own answer to the gate.
+    answered_here: bool = False
+
+
+def _left_running(following: _Following) -> None:
+    take_back_question(console)
+    execution_id = following.execution_id
+    if execution_id is None:
+        err_console.print("interrupted", highlight=False)
+        return
+    lines = [
+        f"stopped following; execution {execution_id} goes on in the gateway.",
+        f"  follow it:  hearth workflow show {execution_id}",
+    ]
+    if following.gate is not None:
+        lines.append(
+            f"  answer it:  hearth workflow approve {execution_id} {following.gate} (or deny)"
+        )
+    console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
+
+
+def _resolved_elsewhere(event: WorkflowStatus) -> str:
+    """How the gate was answered, as far as the status event tells (it does not say who)."""
+    if event.status != "cancelled":
+        return "approved by another client"
+    if event.error and "denied" in event.error:
+        return "denied by another client"
+    return "cancelled from another client"
+
+
+async def follow(
+    client: GatewayClient,
+    execution_id: str,
+    lines: StdinLines | None = None,
+    following: _Following | None = None,
+) -> str:
+    """Print step progress and notifications until the execution ends; ask at gates.
+
+    The question at a gate is a task next to the event loop's reading, so the connection
+    stays alive while the person thinks, and an answer from another client (seen as the
+    execution moving on) takes the question back.
+    """
+    lines = lines or StdinLines()
+    state = following or _Following(execution_id=execution_id)
     current = await client.request(
         WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
         WorkflowExecutionResult,
     )
     if current.execution.status in TERMINAL:
+        # It ended before we were listening: show what it did, notifications included.
         _print_detail(current.execution)
+        _print_notes(await _notes(client, execution_id))
         return current.execution.status
-    async for event in client.events():
-        if isinstance(event, WorkflowStatus) and event.execution_id == execution_id:
-            for step in event.step_results or []:
-                extra = f" — {escape(step.error)}" if step.error else ""
-                console.print(f"  {step.step_id}: {_styled(step.status)}{extra}")
-            if event.status in TERMINAL:
-                suffix = f": {escape(event.error)}" if event.error else ""
-                console.print(f"execution {_styled(event.status)}{suffix}")
-                return event.status
-            if event.waiting_for == "timer":
-                console.print(f"  {event.current_step_id}: waiting")
-        if isinstance(event, WorkflowApprovalRequest) and event.execution_id == execution_id:
-            await _ask(client, event)
+    asking: asyncio.Task[None] | None = None
+    try:
+        async for event in client.events():
+            if isinstance(event, Notification) and event.execution_id == execution_id:
+                console.print(
+                    "  " + line_for(event, with_origin=False), highlight=False, soft_wrap=True
+                )
+            if isinstance(event, WorkflowStatus) and event.execution_id == execution_id:
+                at_gate = event.status == "paused" and event.waiting_for == "approval"
+                if state.gate is not None and not at_gate:
+                    if asking is not None and not asking.done() and not state.answered_here:
+                        asking.cancel()
+                        take_back_question(console)
+                        console.print(f"  {_resolved_elsewhere(event)}", highlight=False)
+                    state.gate = None
+                for step in event.step_results or []:
+                    extra = f" — {escape(step.error)}" if step.error else ""
+                    console.print(f"  {step.step_id}: {_styled(step.status)}{extra}")
+                if event.status in TERMINAL:
+                    suffix = f": {escape(event.error)}" if event.error else ""
+                    console.print(f"execution {_styled(event.status)}{suffix}")
+                    return event.status
+                if event.waiting_for == "timer":
+                    console.print(f"  {event.current_step_id}: waiting")
+            if isinstance(event, WorkflowApprovalRequest) and event.execution_id == execution_id:
+                state.gate = event.step_id
+                state.answered_here = False
+                asking = asyncio.create_task(_ask(client, event, lines, state))
+    finally:
+        if asking is not None and not asking.done():
+            asking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asking
     return "lost"
 
 
-async def _ask(client: GatewayClient, event: WorkflowApprovalRequest) -> None:
+async def _ask(
+    client: GatewayClient, event: WorkflowApprovalRequest, lines: StdinLines, state: _Following
+) -> None:
     console.print(
         f"  [cyan]approval needed[/] at {event.step_id}: {escape(event.prompt or '')}",
         highlight=False,
     )
     if event.args:
         console.print_json(json.dumps(event.args))
-    if not sys.stdin.isatty():
-        console.print(
-            f"  answer from any client: hearth workflow approve {event.execution_id} "
-            f"{event.step_id} (or deny)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return
-    approved = typer.confirm("  approve?", default=False)
-    await client.request(
-        WorkflowApproval(
-            id=client.next_id(),
-            execution_id=event.execution_id,
-            step_id=event.step_id,
-            approved=approved,
-        ),
-        WorkflowApprovalResolved,
+    console.print(
+        f"  answer from any client: hearth workflow approve {event.execution_id} "
+        f"{event.step_id} (or deny)",
+        highlight=False,
+        soft_wrap=True,
     )
+    lines.discard_typeahead()
+    while True:
+        show_question(console, "  approve? (y/N): ")
+        line = await lines.readline()
+        if line is None:
+            take_back_question(console)
+            console.print("  (no input here: waiting for an answer from another client)")
+            return
+        answer = line.strip().lower()
+        if answer in ("y", "yes", "n", "no", ""):
+            break
+        console.print("  please answer y or n")
+    state.answered_here = True
+    try:
+        await client.request(
+            WorkflowApproval(
+                id=client.next_id(),
+                execution_id=event.execution_id,
+                step_id=event.step_id,
+                approved=answer in ("y", "yes"),
+            ),
+            WorkflowApprovalResolved,
+        )
+    except GatewayError as exc:
+        if exc.code != ErrorCode.NO_PENDING_APPROVAL:
+            raise
+        console.print("  another client answered first", highlight=False)
 
 
 def _print_detail(execution: ExecutionDetail) -> None:
@@ -238,16 +372,36 @@ def _print_detail(execution: ExecutionDetail) -> None:
 
 
 @app.command("show")
-def show(execution_id: str, data_dir: DataDirOption = None) -> None:
-    """Show one execution with every step run."""
+def show(
+    execution_id: ExecutionArg,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one execution with every step run and the notifications it sent."""
 
-    async def ask(client: GatewayClient) -> WorkflowExecutionResult:
-        return await client.request(
+    async def ask(client: GatewayClient) -> tuple[ExecutionDetail, NotificationListResult]:
+        result = await client.request(
             WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
             WorkflowExecutionResult,
         )
+        return result.execution, await _notes(client, result.execution.id)
 
-    _print_detail(run(with_client(data_dir, ask)).execution)
+    detail, notes = run(with_client(data_dir, ask))
+    _print_detail(detail)
+    _print_notes(notes)
+
+
+async def _notes(client: GatewayClient, execution_id: str) -> NotificationListResult:
+    return await client.request(
+        NotificationList(id=client.next_id(), execution_id=execution_id, limit=NOTES_SHOWN),
+        NotificationListResult,
+    )
+
+
+def _print_notes(notes: NotificationListResult) -> None:
+    if notes.notifications:
+        console.print("notifications:")
+        for item in reversed(notes.notifications):
+            console.print("  " + line_for(item, with_origin=False), highlight=False, soft_wrap=True)
 
 
 def _answer(
@@ -265,15 +419,18 @@ def _answer(
             WorkflowApprovalResolved,
         )
 
-    run(with_client(data_dir, send))
-    console.print(f"{'approved' if approved else 'denied'} {step_id} of {execution_id}")
+    reply = run(with_client(data_dir, send))
+    console.print(
+        f"{'approved' if approved else 'denied'} {step_id} of {reply.execution_id}",
+        highlight=False,
+    )
 
 
 @app.command("approve")
 def approve(
-    execution_id: str,
-    step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    execution_id: ExecutionArg,
+    step_id: StepArg,
+    comment: CommentOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Approve a gated step (the first answer from any client wins)."""
@@ -282,9 +439,9 @@ def approve(
 
 @app.command("deny")
 def deny(
-    execution_id: str,
-    step_id: str,
-    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    execution_id: ExecutionArg,
+    step_id: StepArg,
+    comment: CommentOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Deny a gated step; the execution is cancelled with your reason."""
@@ -292,7 +449,7 @@ def deny(
 
 
 @app.command("cancel")
-def cancel(execution_id: str, data_dir: DataDirOption = None) -> None:
+def cancel(execution_id: ExecutionArg, data_dir: DataDirOption = None) -> None:
     """Stop a running or paused execution (a running step is interrupted)."""
 
     async def send(client: GatewayClient) -> WorkflowCancelled:
@@ -301,7 +458,7 @@ def cancel(execution_id: str, data_dir: DataDirOption = None) -> None:
         )
 
     reply = run(with_client(data_dir, send))
-    console.print(f"execution {reply.execution_id}: {_styled(reply.status)}")
+    console.print(f"execution {reply.execution_id}: {_styled(reply.status)}", highlight=False)
 
 
 @app.command("history")
@@ -389,15 +546,11 @@ def approvals(
     table = Table("kind", "what", "where", "asked", "answer with")
     table.columns[4].overflow = "fold"
     for item in result.approvals:
-        where = (
-            f"{item.workflow_id} / {item.step_id}"
-            if item.kind == "workflow"
-            else (item.tool_name or "")
-        )
+        # An interrupted step is answered like a gate: approve runs it again, deny fails it.
+        of_workflow = item.kind in ("workflow", "interrupted")
+        where = f"{item.workflow_id} / {item.step_id}" if of_workflow else (item.tool_name or "")
         answer = (
-            f"hearth workflow approve {item.execution_id} {item.step_id}"
-            if item.kind == "workflow"
-            else ""
+            f"hearth workflow approve {item.execution_id} {item.step_id}" if of_workflow else ""
         )
         table.add_row(
             item.kind,

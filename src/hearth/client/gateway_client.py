@@ -29,8 +29,7 @@ from hearth.client.errors import (
     RequestTimeoutError,
     UnexpectedReplyError,
 )
-from hearth.config import default_data_dir
-from hearth.datadir import pid_alive, read_runtime, read_token
+from hearth.datadir import default_data_dir, pid_alive, read_runtime, read_token
 from hearth.protocol import (
     PROTOCOL_VERSION,
     ClientInfo,

@@ -17,6 +17,8 @@ def build_asgi_app(state: GatewayState, router: Router) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", http.healthz, methods=["GET"]),
+            Route("/readyz", http.readyz, methods=["GET"]),
+            Route("/metrics", http.metrics, methods=["GET"]),
             Route("/protocol.schema.json", http.protocol_schema, methods=["GET"]),
             WebSocketRoute("/ws", ws.handle),
         ]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from hearth.protocol import ClientInfo, CloseCode, ServerMessage
+from hearth.metrics import Metrics
+from hearth.protocol import ClientInfo, CloseCode, Error, ServerMessage
 
 log = logging.getLogger("hearth.gateway.connection")
 
@@ -36,9 +37,13 @@ class Connection:
         self._seq = 0
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        #: Frame and error counts go here; the endpoint sets it.
+        self.metrics: Metrics | None = None
 
     def send(self, message: ServerMessage) -> bool:
         """Queue a reply; False when the connection is gone or was dropped for being slow."""
+        if self.metrics is not None and isinstance(message, Error):
+            self.metrics.errors.labels(message.code).inc()
         return self._enqueue(encode(message))
 
     def send_event(self, event: ServerMessage) -> bool:
@@ -55,6 +60,8 @@ class Connection:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
+            if self.metrics is not None:
+                self.metrics.event_dropped("slow_consumer", self._queue.qsize() + 1)
             log.warning(
                 "client is not reading; disconnecting (queue of %d full)", self._queue.maxsize
             )
@@ -76,6 +83,8 @@ class Connection:
             if frame is None:
                 return
             await self.websocket.send_text(frame)
+            if self.metrics is not None:
+                self.metrics.frame_out()
 
     async def close(self, code: int, writer: asyncio.Task[None], reason: str = "") -> None:
         """Let the writer send what is queued (bounded in time), then close with `code`."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 #: The connection a log line belongs to; set by the WebSocket endpoint for its task tree.
@@ -117,20 +120,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+@dataclass(frozen=True)
+class RotatingFile:
+    path: Path
+    max_bytes: int
+    backups: int
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(connection_id)s] %(message)s"
 
 
 def configure_logging(
-    fmt: str, level: str, secrets: Callable[[], list[str]], stream: TextIO | None = None
+    fmt: str,
+    level: str,
+    secrets: Callable[[], list[str]],
+    stream: TextIO | None = None,
+    file: RotatingFile | None = None,
 ) -> logging.Handler:
-    """Install one handler on the root logger; uvicorn's loggers propagate into it."""
+    """Install the stderr handler (and a rotating file handler when `file` is given) on the
+    root logger; uvicorn's loggers propagate into it. The file gets the same format and the
+    same redaction, so it never holds more than stderr does."""
     handler: logging.Handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(ContextFilter(secrets))
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handlers = [handler]
+    if file is not None:
+        file.path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                file.path, maxBytes=file.max_bytes, backupCount=file.backups, encoding="utf-8"
+            )
+        )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    for each in handlers:
+        each.addFilter(ContextFilter(secrets))
+        each.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+        root.addHandler(each)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()

@@ -80,9 +80,15 @@ def url_for(host: str, port: int) -> str:
 class GatewayServer(uvicorn.Server):
     """uvicorn.Server that stops on SIGINT/SIGTERM without re-raising the signal."""
 
-    def __init__(self, config: uvicorn.Config, install_signals: bool) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        install_signals: bool,
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self._install_signals = install_signals
+        self._on_reload = on_reload
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -92,11 +98,16 @@ class GatewayServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if self._on_reload is not None:
+            # SIGHUP means "re-read your configuration" to daemons; it must not stop us.
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload)
         try:
             yield
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if self._on_reload is not None:
+                loop.remove_signal_handler(signal.SIGHUP)
 
     def _on_signal(self, sig: int) -> None:
         if self.should_exit and sig == signal.SIGINT:
@@ -130,9 +141,13 @@ async def serve_until_stopped(
     install_signals: bool,
     on_started: Callable[[int], None],
     server_ready: Callable[[GatewayServer], None] | None = None,
+    on_reload: Callable[[], None] | None = None,
 ) -> None:
-    """Serve on `sock`; `on_started(port)` runs once the socket accepts connections."""
-    server = GatewayServer(uvicorn_config(app, settings), install_signals)
+    """Serve on `sock`; `on_started(port)` runs once the socket accepts connections.
+
+    `on_reload` runs on SIGHUP (when signals are installed).
+    """
+    server = GatewayServer(uvicorn_config(app, settings), install_signals, on_reload)
     if server_ready is not None:
         server_ready(server)
     task = asyncio.create_task(server.serve(sockets=[sock]))

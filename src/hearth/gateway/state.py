@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hearth.channels.telegram import TelegramService
 from hearth.chat.service import ChatService
 from hearth.config import Settings
 from hearth.events import EventBus
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.heartbeat.service import HeartbeatService
+from hearth.live_config import ReloadOutcome
+from hearth.metrics import Metrics
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
+from hearth.secrets import KeyLookup
 from hearth.store import Database
+from hearth.store.notifications import NotificationRepository
 from hearth.workflows.engine import WorkflowEngine
 
 
@@ -31,7 +37,15 @@ class GatewayState:
     scheduler: Scheduler
     chat: ChatService
     heartbeat: HeartbeatService
+    #: Where provider keys come from (for `models.list`; never sent on the wire).
+    keys: KeyLookup
+    notifications: NotificationRepository
+    #: Re-reads config.toml and applies what it can (`config.reload`); its argument names
+    #: who asked, for the log. Settable after construction: the composition root owns it.
+    reload_config: Callable[[str], Awaitable[ReloadOutcome]] | None = None
+    telegram: TelegramService | None = None
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property

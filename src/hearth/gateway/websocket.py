@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -89,6 +90,7 @@ class WebSocketEndpoint:
             remote,
             self.state.settings.limits.outbound_queue,
         )
+        connection.metrics = self.state.metrics
         connection_id_var.set(connection.id)
         writer = asyncio.create_task(connection.run_writer(), name=f"{connection.id}-writer")
         reader = asyncio.create_task(self._read(connection), name=f"{connection.id}-reader")
@@ -115,6 +117,7 @@ class WebSocketEndpoint:
             if connection.close_code is None and isinstance(code, int):
                 connection.close_code = code
             return None
+        self.state.metrics.frame_in()
         text = message.get("text")
         if text is not None:
             return str(text)
@@ -179,8 +182,12 @@ class WebSocketEndpoint:
     async def _handle(self, connection: Connection, message: ClientMessage) -> None:
         # Whatever this request answers (an approval) is recorded as answered by this peer.
         current_answerer.set(answerer_of(connection))
+        started = time.perf_counter()
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
         connection.send(reply)
+        self.state.metrics.request_seconds.labels(message.type).observe(
+            time.perf_counter() - started
+        )
 
     async def _refuse(
         self, connection: Connection, code: ErrorCode, text: str, close: int, **extra: Any

@@ -28,26 +28,39 @@ import hashlib
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
-from pydantic_ai import Tool
-from pydantic_ai.usage import RunUsage
 
 from hearth.chat.service import wire_name
 from hearth.events import DomainEvent, EventBus
 from hearth.heartbeat.checklist import Checklist, ChecklistError, read_checklist
-from hearth.models import ModelCallError, ModelNotConfiguredError, ResolvedModel, run_model
+from hearth.metrics import Metrics
+from hearth.models import (
+    ModelCallError,
+    ModelNotConfiguredError,
+    ResolvedModel,
+    one_line,
+    run_model,
+)
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.records import HeartbeatAlertRecord, HeartbeatRunRecord
 from hearth.tools import ToolContext, ToolError, ToolRegistry
+
+if TYPE_CHECKING:
+    from pydantic_ai import Tool
+    from pydantic_ai.usage import RunUsage
+
+# pydantic-ai is imported inside the methods that run the model: the gateway imports this module
+# at start, and that should not cost seconds (see hearth.models).
 
 log = logging.getLogger("hearth.heartbeat")
 
@@ -155,7 +168,10 @@ class RunOutcome:
 
 
 class _RunFailed(Exception):
-    """Ends a run as `error`; the message is the reason recorded and shown."""
+    """Ends a run as `error`; the message is the reason recorded and shown (one line)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(one_line(reason))
 
 
 def normalise(text: str) -> str:
@@ -201,6 +217,9 @@ def read_only_http_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 class HeartbeatRunner:
     """Performs runs whose row the caller already inserted (`status = running`)."""
+
+    #: Where run outcomes and model use are recorded; the composition root sets it.
+    metrics: Metrics | None = None
 
     def __init__(
         self,
@@ -253,7 +272,10 @@ class HeartbeatRunner:
 
     async def run(self, run_id: str, path: Path, timezone: str) -> RunOutcome:
         """Perform the run and record its outcome; never raises for a failed check."""
+        from pydantic_ai.usage import RunUsage
+
         async with self._lock:
+            started = time.monotonic()
             usage = RunUsage()
             model_name: str | None = None
             checklist: Checklist | None = None
@@ -280,7 +302,7 @@ class HeartbeatRunner:
             except Exception as exc:
                 # A bug must still end as a recorded error: silence would read as "all clear".
                 log.exception("heartbeat run %s failed unexpectedly", run_id)
-                reason = f"unexpected failure: {type(exc).__name__}: {exc}"
+                reason = one_line(f"unexpected failure: {type(exc).__name__}: {exc}")
                 outcome = RunOutcome(run_id, "error", reason, checklist=checklist)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
@@ -295,12 +317,31 @@ class HeartbeatRunner:
                     )
                 raise
             try:
-                return await self._finish(
+                finished = await self._finish(
                     replace(outcome, deferred=deferred), model_name, usage, deferred
                 )
+                self._observe(finished, model_name, usage, time.monotonic() - started)
+                return finished
             except _Abandoned:
                 log.warning("heartbeat run %s was closed as interrupted while it ran", run_id)
                 return RunOutcome(run_id, "error", INTERRUPTED, deferred=deferred)
+
+    def _observe(
+        self, outcome: RunOutcome, model_name: str | None, usage: Any, seconds: float
+    ) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.heartbeat_run(outcome.status, outcome.alerted)
+        if model_name is not None:
+            provider, _, model = model_name.partition(":")
+            self.metrics.model_request(
+                provider,
+                model or provider,
+                "error" if outcome.status == "error" else "ok",
+                seconds,
+                input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+                output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            )
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -361,6 +402,8 @@ class HeartbeatRunner:
 
     def read_only_tools(self, run_id: str) -> list[Tool[None]]:
         """`file.read` and `http.request` (GET/HEAD only) as pydantic-ai tools for one run."""
+        from pydantic_ai import Tool
+
         offered: list[Tool[None]] = []
         calls = itertools.count(1)
         for name in READ_ONLY_TOOLS:
@@ -487,7 +530,8 @@ class HeartbeatRunner:
             status="sent",
             signature="failing",
             checks=[],
-            message=(
+            # One line of at most 300 characters: it is read on a phone (details: the log).
+            message=one_line(
                 f"The heartbeat itself is failing: its last {threshold} runs ended in an error, "
                 f"so your checklist is not being checked. Last error: {outcome.reason}"
             ),

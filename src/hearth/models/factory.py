@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Literal
-
-from pydantic_ai.models import Model
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from hearth.config import ProviderSettings
+from hearth.models.capabilities import Capabilities
 from hearth.secrets import OLLAMA_URL
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
 
 HOW_TO_CONFIGURE = (
     'set `[models] default = "openai:gpt-4o-mini"` in config.toml (with OPENAI_API_KEY in the '
@@ -35,22 +37,50 @@ def _environment_keys(provider: str, env_var: str | None) -> str | None:
 StructuredMode = Literal["auto", "tool", "native", "prompted"]
 
 
+# pydantic-ai and the provider SDKs take seconds to import; only a process that builds a model
+# pays for them (the CLI and a gateway that never calls a model would otherwise wait for them).
+# That is why the imports below sit inside the functions that need them.
+
+
+def _quiet_pydantic_ai() -> None:
+    """Turn off pydantic-ai's first-run banner (a Logfire advert printed to stderr on the first
+    agent run when stderr is a terminal or a coding agent runs the process): the gateway owns
+    its output. `BANNER_ENABLED` is the library's documented switch for that."""
+    import pydantic_ai
+
+    pydantic_ai.BANNER_ENABLED = False
+
+
 def _openai(model_name: str, *, api_key: str, base_url: str | None = None) -> Model:
-    # Provider SDKs take ~2 s to import; only a process that builds a model pays for them
-    # (every CLI command would otherwise wait for them).
+    import httpx2
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    return OpenAIChatModel(model_name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+    from hearth.models.wire import CompatibleTransport
+
+    _quiet_pydantic_ai()
+    # Our transport keeps `content: null` and, when asked, `tool_choice` off the wire.
+    client = httpx2.AsyncClient(
+        transport=CompatibleTransport(), timeout=httpx2.Timeout(600, connect=5)
+    )
+    provider = OpenAIProvider(base_url=base_url, api_key=api_key, http_client=client)
+    return OpenAIChatModel(model_name, provider=provider)
 
 
 def _anthropic(model_name: str, *, api_key: str | None, base_url: str | None = None) -> Model:
     from pydantic_ai.models.anthropic import AnthropicModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
 
+    _quiet_pydantic_ai()
     return AnthropicModel(
         model_name, provider=AnthropicProvider(api_key=api_key, base_url=base_url)
     )
+
+
+def _degrading(name: str, model: Model, capabilities: Capabilities) -> Model:
+    from hearth.models.degrade import DegradingModel
+
+    return DegradingModel(model, capabilities, name)
 
 
 class ModelNotConfiguredError(Exception):
@@ -64,6 +94,8 @@ class ResolvedModel:
     structured_output: StructuredMode
     #: Per request to the model server (`[models] timeout_s`).
     timeout_s: float = 120.0
+    #: What this provider:model handles, learned per process (shared by every request to it).
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 class ModelFactory:
@@ -96,7 +128,8 @@ class ModelFactory:
         """Close the HTTP clients of every model built so far."""
         cached, self._cache = list(self._cache.values()), {}
         for resolved in cached:
-            client = getattr(resolved.model, "client", None)
+            model: Any = getattr(resolved.model, "wrapped", resolved.model)
+            client = getattr(model, "client", None)
             close = getattr(client, "close", None)
             if close is not None:
                 await close()
@@ -118,7 +151,7 @@ class ModelFactory:
                     f"model {wanted!r} needs OPENAI_API_KEY in the environment (or `hearth keys "
                     "set openai`)"
                 )
-            return ResolvedModel(wanted, _openai(model_name, api_key=key), "auto")
+            return _resolved(wanted, _openai(model_name, api_key=key), "auto")
         if prefix == "anthropic":
             key = self._keys("anthropic", None)
             if not key:
@@ -126,10 +159,12 @@ class ModelFactory:
                     f"model {wanted!r} needs ANTHROPIC_API_KEY in the environment (or `hearth "
                     "keys set anthropic`)"
                 )
-            return ResolvedModel(wanted, _anthropic(model_name, api_key=key), "auto")
+            return _resolved(
+                wanted, _anthropic(model_name, api_key=key), "auto", can_omit_choice=False
+            )
         if prefix == "ollama":
             model = _openai(model_name, api_key="ollama", base_url=OLLAMA_URL)
-            return ResolvedModel(wanted, model, "auto")
+            return _resolved(wanted, model, "auto")
         known = ", ".join(sorted({"openai", "anthropic", "ollama", *self.providers}))
         raise ModelNotConfiguredError(
             f"unknown provider {prefix!r} in model {wanted!r} (known: {known}); {HOW_TO_CONFIGURE}"
@@ -147,7 +182,27 @@ class ModelFactory:
             )
         if settings.kind == "anthropic":
             model = _anthropic(model_name, api_key=key, base_url=settings.base_url)
-            return ResolvedModel(wanted, model, settings.structured_output)
+            return _resolved(
+                wanted,
+                model,
+                settings.structured_output,
+                tools=settings.tools,
+                can_omit_choice=False,
+            )
         # OpenAI-compatible servers that take no key still need a non-empty string.
         model = _openai(model_name, api_key=key or "not-needed", base_url=settings.base_url)
-        return ResolvedModel(wanted, model, settings.structured_output)
+        return _resolved(wanted, model, settings.structured_output, tools=settings.tools)
+
+
+def _resolved(
+    name: str,
+    model: Model,
+    structured: StructuredMode,
+    *,
+    tools: bool | None = None,
+    can_omit_choice: bool = True,
+) -> ResolvedModel:
+    capabilities = Capabilities(tools_override=tools, can_omit_choice=can_omit_choice)
+    return ResolvedModel(
+        name, _degrading(name, model, capabilities), structured, 120.0, capabilities
+    )

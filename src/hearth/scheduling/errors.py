@@ -16,3 +16,7 @@ class InvalidScheduleError(ScheduleError):
 
 class ScheduleNotFoundError(ScheduleError):
     pass
+
+
+class ScheduleConflictError(ScheduleError):
+    """An update kept being overtaken by other writes (ticks claimed) and was not applied."""

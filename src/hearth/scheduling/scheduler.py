@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hearth.events import DomainEvent, EventBus
 from hearth.ids import time_ordered_id
+from hearth.metrics import Metrics
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.planning import TickPlan, plan
 from hearth.scheduling.service import CHANGED_TOPIC, trigger_of
@@ -165,6 +167,10 @@ class Scheduler:
         #: A due schedule failed to be handled in this pass. It stays due, so without a pause
         #: the loop would retry it (and log) as fast as it can.
         self._stuck = False
+        #: Where tick outcomes and lateness are recorded; the composition root sets it.
+        self.metrics: Metrics | None = None
+        #: Monotonic time of the last pass that completed (`/readyz` checks it is recent).
+        self.last_pass: float | None = None
 
     async def start(self) -> None:
         changes = self.bus.subscribe(CHANGED_TOPIC)
@@ -204,6 +210,8 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler pass failed; retrying in 1 s")
                 earliest = _now() + timedelta(seconds=1)
+            else:
+                self.last_pass = time.monotonic()
             delay = self.config.max_sleep_s
             if earliest is not None:
                 # Wake `ahead` of the next tick to claim it early; a tick that was already
@@ -325,7 +333,9 @@ class Scheduler:
         started: Started | None = None
         disabled: DomainEvent | None = None
         async with self.db.begin() as conn:
-            if not await self.repo.claim(conn, record.id, record.next_run, planned.values):
+            if not await self.repo.claim(
+                conn, record.id, record.next_run, record.version, planned.values
+            ):
                 return False
             if planned.fire and planned.fire_at is not None:
                 try:
@@ -557,7 +567,7 @@ class Scheduler:
                 )
                 if started.execution_id:
                     planned.values["last_execution_id"] = started.execution_id
-        if not self.sql.claim(conn, record.id, record.next_run, planned.values):
+        if not self.sql.claim(conn, record.id, record.next_run, record.version, planned.values):
             return None
         if started is not None:
             target.write_sqlite(conn, started)
@@ -611,6 +621,13 @@ class Scheduler:
         return event
 
     def _publish_run(self, run: ScheduleRunRecord) -> None:
+        if self.metrics is not None:
+            if run.status == "running":
+                if run.reason != "manual":
+                    lateness = (_now() - run.scheduled_for).total_seconds()
+                    self.metrics.tick_started(lateness)
+            else:
+                self.metrics.tick(run.status)
         self.bus.publish(
             DomainEvent(
                 "schedule.run",

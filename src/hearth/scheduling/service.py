@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -10,7 +12,12 @@ from typing import Any
 
 from hearth.events import DomainEvent, EventBus
 from hearth.scheduling.active_hours import ActiveHours
-from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.scheduling.errors import (
+    InvalidScheduleError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
+)
+from hearth.scheduling.preview import MAX_COUNT, PreviewTick, preview_ticks
 from hearth.scheduling.targets import ScheduleTarget
 from hearth.scheduling.triggers import (
     AtTrigger,
@@ -25,6 +32,10 @@ from hearth.store.schedules import ScheduleRepository
 from hearth.workflows.durations import parse_duration, parse_until
 
 MIN_EVERY = timedelta(seconds=1)
+#: How often `update` re-reads and re-applies a change overtaken by another write (a tick
+#: claimed meanwhile) before it gives up and says so.
+UPDATE_ATTEMPTS = 10
+RETRY_PAUSE_S = 0.01
 FIELDS = {
     "name",
     "cron_expression",
@@ -94,6 +105,7 @@ class ScheduleService:
         self.bus = bus
         self.targets = dict(targets)
         self.default_timezone = default_timezone
+        self._update_lock = asyncio.Lock()
 
     def _changed(self, schedule_id: str) -> None:
         """Wake the scheduler here and, through the bus, on other nodes."""
@@ -196,45 +208,75 @@ class ScheduleService:
         return record
 
     async def update(self, schedule_id: str, fields: Mapping[str, Any]) -> ScheduleRecord:
-        """Apply the given fields (a None value clears activeHours / maxRuns)."""
+        """Apply the given fields (a None value clears activeHours / maxRuns).
+
+        Only the columns whose value changes are written, and only if the row is still the
+        version that was read: the scheduler claims ticks concurrently (run count, last
+        execution, failures, state), and writing back a stale copy would undo a claim (a
+        `maxRuns` schedule would then run again). When overtaken, the change is checked and
+        applied again on the row as it is now.
+        """
         unknown = set(fields) - FIELDS
         if unknown:
             raise InvalidScheduleError(sorted(unknown)[0], "unknown field")
-        current = await self.get(schedule_id)
-        now = _now()
-        changes: dict[str, Any] = {"updated_at": now}
+        # Updates on this node take turns, so they overtake each other only across nodes.
+        async with self._update_lock:
+            return await self._update(schedule_id, fields)
+
+    async def _update(self, schedule_id: str, fields: Mapping[str, Any]) -> ScheduleRecord:
+        for attempt in range(UPDATE_ATTEMPTS):
+            if attempt:
+                # Overtaken by another node's write: let it finish (jittered, so two nodes
+                # updating the same schedule do not collide again in step).
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
+            current = await self.get(schedule_id)
+            now = _now()
+            updated = self._updated(current, fields, now)
+            changes = {
+                key: value
+                for key, value in updated.__dict__.items()
+                if key not in ("updated_at", "version") and getattr(current, key) != value
+            }
+            if not changes:
+                return current
+            changes["updated_at"] = now
+            if await self.repo.change(schedule_id, current.version, changes):
+                self._changed(schedule_id)
+                return replace(updated, updated_at=now, version=current.version + 1)
+            # Overtaken (or deleted: the next `get` says so): check it again on the new row.
+        raise ScheduleConflictError(
+            f"schedule {schedule_id!r} kept changing while this update was applied (ticks "
+            f"claimed or updates from other gateway nodes); nothing was changed after "
+            f"{UPDATE_ATTEMPTS} attempts, try again"
+        )
+
+    def _updated(
+        self, current: ScheduleRecord, fields: Mapping[str, Any], now: datetime
+    ) -> ScheduleRecord:
+        """`current` with `fields` applied, validated, with its state and next run.
+
+        `next_run` is planned again only when the trigger, the zone or the enabled state
+        changes: renaming a schedule (or sending values it already has) must neither move nor
+        drop a tick that is due.
+        """
+        changes: dict[str, Any] = {}
         tz_name = fields.get("timezone") or current.timezone
-        if "timezone" in fields and fields["timezone"] is not None:
+        if fields.get("timezone") is not None:
             zone(tz_name)
             changes["timezone"] = tz_name
-        trigger_fields = {"cron_expression", "every", "at"} & {
-            k for k, v in fields.items() if v is not None
-        }
-        if trigger_fields:
-            if len(trigger_fields) > 1:
-                raise InvalidScheduleError(
-                    "cronExpression", "give exactly one of cronExpression, every or at"
-                )
-            changes.update(cron_expression=None, every=None, every_s=None, at=None, anchor_at=now)
-            if "cron_expression" in trigger_fields:
-                changes["cron_expression"] = check_cron(fields["cron_expression"])
-            elif "every" in trigger_fields:
-                changes["every"], changes["every_s"] = _parse_every(fields["every"])
-            else:
-                changes["at"] = _parse_at(fields["at"], tz_name, now)
-                changes["max_runs"] = 1
-                changes["run_count"] = 0
+        changes.update(self._trigger_changes(current, fields, tz_name, now))
         for key in ("name", "workflow_id", "overlap", "misfire"):
             if fields.get(key) is not None:
                 changes[key] = fields[key]
-        if "misfire_grace_s" in fields and fields["misfire_grace_s"] is not None:
+        if fields.get("misfire_grace_s") is not None:
             changes["misfire_grace_s"] = float(fields["misfire_grace_s"])
         for key in ("active_hours", "max_runs", "input"):
             if key in fields:
                 changes[key] = fields[key]
-        if "enabled" in fields and fields["enabled"] is not None:
+        if fields.get("enabled") is not None:
             changes["enabled"] = bool(fields["enabled"])
         updated = replace(current, **changes)
+        resumed = updated.enabled and not current.enabled
         if updated.enabled:
             if updated.max_runs is not None and updated.run_count >= updated.max_runs:
                 raise InvalidScheduleError(
@@ -246,21 +288,110 @@ class ScheduleService:
                 updated,
                 state="active",
                 state_reason=None,
-                consecutive_failures=0 if not current.enabled else updated.consecutive_failures,
+                consecutive_failures=0 if resumed else updated.consecutive_failures,
             )
         else:
             updated = replace(
                 updated,
                 state="paused" if current.state in ("active", "paused") else current.state,
             )
-        updated = self._validate(updated, now)
-        if updated.enabled and updated.next_run is None:
+        planned = self._validate(updated, now)
+        replanned = resumed or any(
+            getattr(updated, key) != getattr(current, key)
+            for key in ("cron_expression", "every_s", "at", "anchor_at", "timezone")
+        )
+        if not updated.enabled:
+            return replace(updated, next_run=None)
+        if not replanned:
+            return updated
+        if planned.next_run is None:
             raise InvalidScheduleError(
                 "at", "its time has passed, so it would never fire; give a new `at`"
             )
-        await self.repo.replace(updated)
-        self._changed(schedule_id)
-        return updated
+        return planned
+
+    @staticmethod
+    def _trigger_changes(
+        current: ScheduleRecord, fields: Mapping[str, Any], tz_name: str, now: datetime
+    ) -> dict[str, Any]:
+        """The columns a new cron/every/at sets (none when it is the trigger already set)."""
+        given = {"cron_expression", "every", "at"} & {
+            key for key, value in fields.items() if value is not None
+        }
+        if not given:
+            return {}
+        if len(given) > 1:
+            raise InvalidScheduleError(
+                "cronExpression", "give exactly one of cronExpression, every or at"
+            )
+        changes: dict[str, Any] = dict(cron_expression=None, every=None, every_s=None, at=None)
+        if "cron_expression" in given:
+            changes["cron_expression"] = check_cron(fields["cron_expression"])
+        elif "every" in given:
+            changes["every"], changes["every_s"] = _parse_every(fields["every"])
+        else:
+            changes["at"] = _parse_at(fields["at"], tz_name, now)
+        same = all(
+            changes[key] == getattr(current, key) for key in ("cron_expression", "every_s", "at")
+        )
+        if same:
+            # The trigger it already has (heartbeat.configure restates its interval): keep
+            # the anchor, so the ticks stay where they are; only the spelling may change.
+            return {"every": changes["every"]} if changes["every"] is not None else {}
+        changes["anchor_at"] = now
+        if changes["at"] is not None:
+            changes["max_runs"] = 1
+            changes["run_count"] = 0
+        return changes
+
+    def preview(
+        self,
+        *,
+        cron_expression: str | None = None,
+        every: str | None = None,
+        at: str | None = None,
+        timezone: str | None = None,
+        active_hours: Mapping[str, Any] | None = None,
+        start: str | None = None,
+        count: int = 10,
+    ) -> tuple[str, list[PreviewTick]]:
+        """The zone and the first `count` ticks of a schedule with these fields, created at
+        `start` (default now), as the scheduler would plan them. Nothing is saved."""
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidScheduleError("count", f"must be 1 to {MAX_COUNT} (got {count})")
+        tz_name = timezone or self.default_timezone
+        tz = zone(tz_name)
+        moment = _now()
+        if start is not None:
+            try:
+                moment = parse_until(start, tz)
+            except ValueError as exc:
+                raise InvalidScheduleError("from", str(exc)) from None
+        given = [
+            name
+            for name, value in (("cronExpression", cron_expression), ("every", every), ("at", at))
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise InvalidScheduleError(
+                "cronExpression",
+                "give exactly one of cronExpression, every or at"
+                + (f" (got {', '.join(given)})" if given else ""),
+            )
+        trigger: Trigger
+        if cron_expression is not None:
+            trigger = CronTrigger(check_cron(cron_expression), tz)
+        elif every is not None:
+            # A new schedule is anchored at its creation: here, at `start`.
+            trigger = EveryTrigger(timedelta(seconds=_parse_every(every)[1]), moment)
+        else:
+            assert at is not None
+            try:
+                trigger = AtTrigger(parse_until(at, tz))
+            except ValueError as exc:
+                raise InvalidScheduleError("at", str(exc)) from None
+        hours = ActiveHours.parse(dict(active_hours)) if active_hours is not None else None
+        return tz_name, preview_ticks(trigger, tz, hours, moment, count)
 
     async def delete(self, schedule_id: str) -> None:
         if not await self.repo.delete(schedule_id):

@@ -57,14 +57,19 @@ class CronTrigger:
                     yield moment
             return
         # cronsim applies Debian's DST rules to 5-field expressions only. For 6 fields walk
-        # the 5-field minute ticks (which get the rules) and add each allowed second.
-        seconds = sorted(CronSim(self.expression, after).seconds)
+        # the 5-field minute ticks (which get the rules) and add each allowed second in real
+        # (UTC) time: local arithmetic would drop `fold`, turning the second pass through a
+        # repeated autumn hour into the first (lost ticks, and a sequence that goes back).
+        seconds = [timedelta(seconds=s) for s in sorted(CronSim(self.expression, after).seconds)]
         minute_expr = " ".join(parts[1:])
         start = (after - timedelta(minutes=1)).astimezone(self.tz)
+        last = after
         for minute in CronSim(minute_expr, start):
+            base = minute.astimezone(UTC)
             for second in seconds:
-                moment = (minute + timedelta(seconds=second)).astimezone(UTC)
-                if moment > after:
+                moment = base + second
+                if moment > last:
+                    last = moment
                     yield moment
 
     def next_after(self, after: datetime) -> datetime | None:

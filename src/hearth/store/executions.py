@@ -14,13 +14,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ExecutionRecord, StepRunRecord
 from hearth.store.sqlite_writer import Prepared, PreparedUpdates
-from hearth.store.tables import step_runs, workflow_executions, workflows
+from hearth.store.tables import step_runs, step_starts, workflow_executions, workflows
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -31,6 +33,8 @@ ex = workflow_executions.c
 _INSERT_STEP = Prepared(step_runs.insert())
 _INSERT_EXECUTION = Prepared(workflow_executions.insert())
 _PIN = Prepared(workflows.insert().prefix_with("OR IGNORE"))
+#: A start is journalled once per step run; a re-run of an interrupted one keeps the first.
+_MARK_STARTED = Prepared(step_starts.insert().prefix_with("OR IGNORE"))
 _STEP_COLUMNS = list(step_runs.c)
 #: Append a journal row only while the execution is running under the writing node.
 _ADVANCE = Prepared(
@@ -94,6 +98,7 @@ def _positioned(record: ExecutionRecord, latest: Any) -> ExecutionRecord:
         attempt=latest.next_attempt or 1,
         step_count=latest.seq,
         wake_at=None,
+        next_attempt_at=None,
     )
 
 
@@ -175,6 +180,15 @@ class ExecutionRepository:
             return await self._get_in(conn, query)
         async with self.db.connect() as own:
             return await self._get_in(own, query)
+
+    async def ids_starting_with(self, prefix: str, limit: int = 5) -> list[str]:
+        """Execution ids that begin with `prefix` (at most `limit`), so a person can type the
+        first characters of an id as shown in tables, the way schedule ids work."""
+        query = (
+            sa.select(ex.id).where(ex.id.startswith(prefix, autoescape=True)).order_by(ex.id)
+        ).limit(limit)
+        async with self.db.connect() as conn:
+            return [row[0] for row in await conn.execute(query)]
 
     async def _get_in(self, conn: AsyncConnection, query: sa.Select[Any]) -> ExecutionRecord | None:
         row = (await conn.execute(query)).first()
@@ -309,6 +323,44 @@ class ExecutionRepository:
         params = {**run.__dict__, "w_id": execution_id, "w_node": node}
         return await writer.run(lambda conn: _ADVANCE.execute(conn, params).rowcount == 1)
 
+    async def mark_started(
+        self, execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
+    ) -> None:
+        """Journal that step run `seq` starts, durably, before its tool runs.
+
+        On SQLite this goes through the writer's group commit, so runners that start tools in
+        the same loop iteration share one commit with each other and with other transitions.
+        """
+        values = {
+            "execution_id": execution_id,
+            "seq": seq,
+            "step_id": step_id,
+            "attempt": attempt,
+            "started_at": at,
+        }
+        writer = self.db.writer
+        if writer is not None:
+            await writer.run(lambda conn: _MARK_STARTED.execute(conn, values))
+            return
+        insert = pg_insert if self.db.backend == "postgresql" else sqlite_insert
+        async with self.db.begin() as conn:
+            await conn.execute(insert(step_starts).values(**values).on_conflict_do_nothing())
+
+    async def was_started(self, execution_id: str, seq: int) -> bool:
+        """Whether step run `seq` journalled its start (with no result yet: it is the current
+        one, so nothing finished it — the gateway stopped while it ran)."""
+        async with self.db.connect() as conn:
+            found = await conn.execute(
+                sa.select(sa.literal(1)).where(
+                    step_starts.c.execution_id == execution_id, step_starts.c.seq == seq
+                )
+            )
+            return found.first() is not None
+
+    async def forget_starts(self, conn: AsyncConnection, execution_id: str) -> None:
+        """A person decided to run the interrupted step again: it starts afresh."""
+        await conn.execute(step_starts.delete().where(step_starts.c.execution_id == execution_id))
+
     async def settle(self) -> None:
         """Wait until every transition queued so far is committed (no-op on PostgreSQL).
 
@@ -361,7 +413,13 @@ class ExecutionRepository:
         lease_until: datetime,
         extra: Sequence[sa.ColumnElement[bool]] = (),
     ) -> bool:
-        """Paused → running, owned by `node`; False if it was not paused on `waiting_for`."""
+        """Paused → running, owned by `node`; False if it was not paused on `waiting_for`.
+
+        Resuming from an approval also forgets any wake-up time: the gated step has not
+        started yet, so a wait there counts its own time from now (rows paused by older
+        versions may still carry an earlier wait's time).
+        """
+        cleared: dict[str, Any] = {"wake_at": None} if waiting_for == "approval" else {}
         result = await conn.execute(
             workflow_executions.update()
             .where(
@@ -373,6 +431,7 @@ class ExecutionRepository:
                 owner_node=node,
                 lease_expires_at=lease_until,
                 updated_at=now,
+                **cleared,
             )
         )
         return result.rowcount == 1

@@ -29,6 +29,11 @@ class ExecutionRecord:
     started_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    #: The earliest time the current step may run (again): retry or crash backoff.
+    next_attempt_at: datetime | None = None
+    #: Consecutive crashes of the runner at step run `crash_seq`.
+    crash_count: int = 0
+    crash_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class ScheduleRecord:
     last_execution_id: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 0  # bumped by every write (see store/tables.py)
 
 
 @dataclass(frozen=True)

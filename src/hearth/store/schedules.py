@@ -135,6 +135,10 @@ _PRUNE_BEYOND = Prepared(
 )
 
 
+#: Every write to a schedule row carries this, so a read-check-write can see it was overtaken.
+_BUMP = {"version": sc.version + 1}
+
+
 def _schedule(row: sa.Row[Any]) -> ScheduleRecord:
     return ScheduleRecord(**row._mapping)
 
@@ -168,11 +172,14 @@ class ScheduleRepository:
             )
             return [_schedule(row) for row in rows]
 
-    async def replace(self, record: ScheduleRecord) -> bool:
+    async def change(self, schedule_id: str, version: int, values: dict[str, Any]) -> bool:
+        """Write `values` (only the columns a request changes) if the row is still at
+        `version`; False when anything wrote to it since it was read (or it is gone)."""
         async with self.db.begin() as conn:
-            values = {k: v for k, v in record.__dict__.items() if k != "id"}
             result = await conn.execute(
-                schedules.update().where(sc.id == record.id).values(**values)
+                schedules.update()
+                .where(sc.id == schedule_id, sc.version == version)
+                .values(**values, **_BUMP)
             )
             return result.rowcount == 1
 
@@ -202,13 +209,21 @@ class ScheduleRepository:
         conn: AsyncConnection,
         schedule_id: str,
         expected_next: datetime,
+        expected_version: int,
         values: dict[str, Any],
     ) -> bool:
-        """Move `next_run` on from the tick we saw; False when another node got there first."""
+        """Move `next_run` on from the tick we saw; False when another node got there first,
+        or the schedule changed since it was read (`expected_version`): the tick is then
+        planned again from the row as it is now."""
         result = await conn.execute(
             schedules.update()
-            .where(sc.id == schedule_id, sc.next_run == expected_next, sc.enabled.is_(True))
-            .values(**values)
+            .where(
+                sc.id == schedule_id,
+                sc.next_run == expected_next,
+                sc.version == expected_version,
+                sc.enabled.is_(True),
+            )
+            .values(**values, **_BUMP)
         )
         return result.rowcount == 1
 
@@ -240,7 +255,7 @@ class ScheduleRepository:
     async def update_schedule(
         self, conn: AsyncConnection, schedule_id: str, values: dict[str, Any]
     ) -> None:
-        await conn.execute(schedules.update().where(sc.id == schedule_id).values(**values))
+        await conn.execute(schedules.update().where(sc.id == schedule_id).values(**values, **_BUMP))
 
     async def get_in(self, conn: AsyncConnection, schedule_id: str) -> ScheduleRecord | None:
         row = (await conn.execute(schedules.select().where(sc.id == schedule_id))).first()
@@ -328,12 +343,14 @@ class SqliteSchedules:
     docstring); every method runs inside the caller's writer transaction and never commits."""
 
     def __init__(self) -> None:
-        self._updates = PreparedUpdates(schedules, sc.id == sa.bindparam("u_id"))
+        self._updates = PreparedUpdates(schedules, sc.id == sa.bindparam("u_id"), always=_BUMP)
         self._claims = PreparedUpdates(
             schedules,
             sc.id == sa.bindparam("c_id"),
             sc.next_run == sa.bindparam("c_next"),
+            sc.version == sa.bindparam("c_version"),
             sc.enabled.is_(True),
+            always=_BUMP,
         )
         self._run_updates = PreparedUpdates(
             schedule_runs, rc.id == sa.bindparam("r_id"), rc.status == "running"
@@ -355,11 +372,17 @@ class SqliteSchedules:
         conn: sqlite3.Connection,
         schedule_id: str,
         expected_next: datetime,
+        expected_version: int,
         values: dict[str, Any],
     ) -> bool:
         """`ScheduleRepository.claim` on the writer: move `next_run` on from the tick seen."""
         statement = self._claims.setting(values)
-        params = {**values, "c_id": schedule_id, "c_next": expected_next}
+        params = {
+            **values,
+            "c_id": schedule_id,
+            "c_next": expected_next,
+            "c_version": expected_version,
+        }
         return bool(statement.execute(conn, params).rowcount == 1)
 
     def update_schedule(

@@ -141,8 +141,15 @@ class PreparedUpdates:
     statement once compiled.
     """
 
-    def __init__(self, table: sa.Table, *where: sa.ColumnElement[bool]) -> None:
-        self._statement = table.update().where(*where)
+    def __init__(
+        self,
+        table: sa.Table,
+        *where: sa.ColumnElement[bool],
+        always: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`always`: SET clauses every statement carries (such as a version bump)."""
+        statement = table.update().where(*where)
+        self._statement = statement.values(**always) if always else statement
         self._compiled: dict[tuple[str, ...], Prepared] = {}
 
     def setting(self, keys: Iterable[str]) -> Prepared:

@@ -94,6 +94,12 @@ workflow_executions = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("completed_at", UtcDateTime()),
+    # The earliest time the current step may run (again): a retry's backoff or a crash's, kept
+    # here so that a restart waits for it like for a wait step's `wake_at`.
+    sa.Column("next_attempt_at", UtcDateTime()),
+    # Consecutive crashes of the runner at step run `crash_seq` (see `workflows.crash_limit`).
+    sa.Column("crash_count", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
+    sa.Column("crash_seq", sa.Integer),
     sa.ForeignKeyConstraint(
         ["workflow_id", "content_hash"], ["workflows.workflow_id", "workflows.content_hash"]
     ),
@@ -125,6 +131,24 @@ step_runs = sa.Table(
     sa.Column("next_visit_seq", sa.Integer),
     sa.Column("next_attempt", sa.Integer),
     # Clustered on (execution_id, seq): one b-tree to write per step instead of two.
+    sqlite_with_rowid=False,
+)
+
+#: A tool step run's start, committed before the tool runs. A start without a `step_runs` row
+#: at the same `seq` is a step the gateway stopped in: it may or may not have had its effect.
+step_starts = sa.Table(
+    "step_starts",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
     sqlite_with_rowid=False,
 )
 
@@ -189,6 +213,9 @@ schedules = sa.Table(
     sa.Column("last_execution_id", sa.String(36)),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    #: Bumped by every write, so a read-check-write (`schedule.update`) can tell whether the
+    #: row changed under it (a tick claimed meanwhile) and retry instead of undoing it.
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default=sa.text("0")),
 )
 
 #: Every tick's outcome, including skipped and missed ones. The unique (schedule, time) pair
@@ -307,4 +334,97 @@ heartbeat_alerts = sa.Table(
     sa.Column("checks", sa.JSON, nullable=False),
     sa.Column("message", sa.Text),
     sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
+
+
+#: One row per Telegram bot (its numeric id, the token's prefix): the `getUpdates` offset that
+#: the inbox commits together with each update, and the lease that makes one node the poller.
+telegram_bots = sa.Table(
+    "telegram_bots",
+    metadata,
+    sa.Column("bot_id", sa.String(32), primary_key=True),
+    sa.Column("update_offset", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", UtcDateTime()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+#: Every update received, written with the new offset before it is handled. `status` goes
+#: received → streaming (a chat reply is running; `request_id` names it) → done.
+telegram_inbox = sa.Table(
+    "telegram_inbox",
+    metadata,
+    sa.Column("bot_id", sa.String(32), primary_key=True),
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("handled_at", UtcDateTime()),
+    sa.Index("ix_telegram_inbox_status", "bot_id", "status"),
+)
+
+#: Every message the bot sent, keyed by what caused it (`reply:<request>:<chunk>`,
+#: `approval:<id>`, `alert:<id>`, …) per chat, so nothing is sent twice after a restart.
+#: `sending` rows were claimed but Telegram's answer was not recorded yet.
+telegram_outbox = sa.Table(
+    "telegram_outbox",
+    metadata,
+    sa.Column("bot_id", sa.String(32), primary_key=True),
+    sa.Column("chat_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("cause", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.BigInteger),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("entities", sa.JSON),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_telegram_outbox_kind", "bot_id", "kind", "status"),
+)
+
+#: Telegram users allowed to talk to the bot (besides `telegram.allowed_users` in the config,
+#: which get a row on first contact), with the chat session their messages go to.
+telegram_users = sa.Table(
+    "telegram_users",
+    metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("allowed", sa.Boolean, nullable=False),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+#: Pairing codes handed to unknown users; `hearth telegram pair CODE` allows the user.
+telegram_pairings = sa.Table(
+    "telegram_pairings",
+    metadata,
+    sa.Column("code", sa.String(16), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("chat_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime()),
+)
+
+#: Every `notify` a person was sent, so a client that was offline can read it later (and the
+#: Telegram channel and the dashboard can deliver it). The integer id orders them and is the
+#: cursor a follower compares against. `dedupe_key` is the tool call's idempotency key: a step
+#: that runs again after a crash does not store its notification twice. Bounded by the
+#: `[notifications]` retention settings.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("source", sa.String(200)),
+    sa.Column("execution_id", sa.String(36), index=True),
+    sa.Column("step_id", sa.String(64)),
+    sa.Column("dedupe_key", sa.String(200), unique=True),
+    sqlite_autoincrement=True,
 )

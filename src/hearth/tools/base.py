@@ -31,15 +31,20 @@ class Risk(StrEnum):
 class ToolContext:
     """Everything a tool may touch besides its arguments, so tools hold no global state.
 
-    `idempotency_key` (execution id + step run number) lets a tool that talks to the outside
-    world recognise a retry of the same step after a crash; `source` says who called, so a
-    person reading a notification knows where it came from.
+    `idempotency_key` (execution, step, visit and attempt) is the same when a step the
+    gateway stopped in runs again, and new for every retry, so a tool that talks to the outside
+    world can let the other side recognise a repeat; `source` says who called, so a person
+    reading a notification knows where it came from.
+    `execution_id` and `step_id` say which workflow step called, so a stored notification can
+    be shown with its execution.
     """
 
     workspace: Path
     bus: EventBus
     idempotency_key: str | None = None
     source: str | None = None
+    execution_id: str | None = None
+    step_id: str | None = None
 
 
 class ToolError(Exception):
@@ -78,6 +83,16 @@ class Tool(ABC):
     read_only: ClassVar[bool]
     #: True when a person must approve every single call, whatever the caller's policy says.
     always_gated: ClassVar[bool] = False
+
+    def idempotent(self, args: Any) -> bool:
+        """Whether running this call twice has the same effect as running it once.
+
+        A durable workflow uses it after a crash: a step the gateway stopped in may or may not
+        have had its effect, and only an idempotent call may simply run again; any other asks
+        a person. `args` is the validated argument model. False unless a tool says otherwise,
+        because guessing wrong repeats a side effect.
+        """
+        return False
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

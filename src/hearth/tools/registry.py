@@ -84,6 +84,15 @@ class ToolRegistry:
             ]
             raise ToolArgumentsError(name, errors) from None
 
+    def idempotent(self, name: str, raw_args: Any) -> bool:
+        """The tool's own `idempotent` verdict on these arguments; False when they do not
+        validate or the tool is unknown (nothing is known, so nothing may be repeated)."""
+        try:
+            args = self.validate(name, raw_args)
+        except ToolError:
+            return False
+        return self._tools[name].idempotent(args)
+
     async def call(self, name: str, raw_args: Any, ctx: ToolContext) -> Any:
         """Validate, then run. Cancellation propagates untouched so timeouts and shutdown work."""
         args = self.validate(name, raw_args)

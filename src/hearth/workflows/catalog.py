@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from watchfiles import awatch
 
+from hearth.tools import ToolRegistry
+from hearth.workflows.checks import check_workflow
 from hearth.workflows.loader import LoadedWorkflow, load_workflow_dirs
 
 log = logging.getLogger("hearth.workflows.catalog")
 
 
 class WorkflowCatalog:
-    def __init__(self, directories: Sequence[Path], tools: Collection[str] = ()) -> None:
+    """`tools` is the gateway's registry: a workflow calling a tool it lacks (or `shell.run`
+    while disabled), or giving a tool literal arguments it refuses, is listed as invalid."""
+
+    def __init__(self, directories: Sequence[Path], tools: ToolRegistry | None = None) -> None:
         self.directories = list(directories)
-        self.tools = set(tools)
+        self.tools = tools
         self._workflows: dict[str, LoadedWorkflow] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -26,7 +30,7 @@ class WorkflowCatalog:
     def reload(self) -> list[LoadedWorkflow]:
         """Re-read every directory; a bad file is listed as invalid, never hides the others."""
         self._workflows = {
-            key: check_tools(item, self.tools) if self.tools else item
+            key: check_workflow(item, self.tools)
             for key, item in load_workflow_dirs(self.directories).items()
         }
         for item in self._workflows.values():
@@ -58,26 +62,3 @@ class WorkflowCatalog:
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-
-
-def check_tools(item: LoadedWorkflow, tools: Collection[str]) -> LoadedWorkflow:
-    """Mark a workflow invalid when a step names a tool this gateway does not have.
-
-    Found at load time rather than when the step runs, so `workflow.list` and
-    `hearth workflow validate` tell the person before anything starts.
-    """
-    if item.definition is None:
-        return item
-    problems = []
-    for index, step in enumerate(item.definition.steps):
-        if step.action == "tool" and step.tool not in tools:
-            hint = (
-                " (enable it with [tools.shell] enabled = true)" if step.tool == "shell.run" else ""
-            )
-            problems.append(
-                f"{item.path}: steps[{index}].tool: unknown tool {step.tool!r}{hint}; known: "
-                f"{', '.join(sorted(tools))}"
-            )
-    if not problems:
-        return item
-    return replace(item, definition=None, error="\n".join(problems))

@@ -13,6 +13,7 @@ location to point at a line of the YAML file.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -22,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from hearth.workflows.durations import parse_duration, parse_until
 from hearth.workflows.expressions import ExpressionError, Expressions
+from hearth.workflows.output_schema import schema_problem
 
 __all__ = [
     "END",
@@ -31,6 +33,7 @@ __all__ = [
     "DefinitionIssue",
     "InputSpec",
     "InputType",
+    "OnInterrupt",
     "RetryPolicy",
     "StepAction",
     "StepDef",
@@ -46,6 +49,8 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
 StepAction = Literal["tool", "model", "noop", "wait"]
+#: What a tool step does when the gateway stopped while it ran (see docs/workflows.md).
+OnInterrupt = Literal["ask", "retry", "fail"]
 Loc = tuple[str | int, ...]
 
 # Only compilation happens at definition time; the instance holds no per-execution state.
@@ -181,18 +186,43 @@ class RetryPolicy(_Model):
     attempts: int = Field(default=1, ge=1, le=100)
     #: Delay before the second try; doubled before each further one.
     backoff: DurationText = "1s"
+    #: No wait between tries is longer than this, however many doublings.
+    max_delay: DurationText = "5m"
+    #: Each wait is shortened by a random part of up to this fraction, so executions that
+    #: failed together do not all retry in the same instant.
+    jitter: float = Field(default=0.2, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> RetryPolicy:
-        try:
-            parse_duration(self.backoff)
-        except ValueError as exc:
-            raise DefinitionError([DefinitionIssue(("backoff",), str(exc))]) from None
+        issues: list[DefinitionIssue] = []
+        for name in ("backoff", "max_delay"):
+            try:
+                delta = parse_duration(getattr(self, name))
+            except ValueError as exc:
+                issues.append(DefinitionIssue((name,), str(exc)))
+                continue
+            if name == "max_delay" and delta <= timedelta(0):
+                issues.append(DefinitionIssue((name,), "max_delay must be longer than zero"))
+        if issues:
+            raise DefinitionError(issues)
         return self
 
     @property
     def backoff_delta(self) -> timedelta:
         return parse_duration(self.backoff)
+
+    @property
+    def max_delay_delta(self) -> timedelta:
+        return parse_duration(self.max_delay)
+
+    def delay(self, failed_attempt: int) -> timedelta:
+        """The wait after attempt `failed_attempt` failed: doubled per attempt, capped, with
+        jitter taken off (never added: the wait never exceeds `max_delay`)."""
+        cap = self.max_delay_delta.total_seconds()
+        base = self.backoff_delta.total_seconds()
+        # min() before the power would overflow: 2**99 seconds is no duration.
+        doubled = min(cap, base * 2 ** min(failed_attempt - 1, 64))
+        return timedelta(seconds=doubled * (1 - self.jitter * random.random()))
 
 
 class Branch(_Model):
@@ -202,7 +232,7 @@ class Branch(_Model):
 
 # Which of the action-specific fields each action takes; the others must stay unset.
 _ACTION_FIELDS: dict[str, frozenset[str]] = {
-    "tool": frozenset({"tool", "args", "timeout", "retry"}),
+    "tool": frozenset({"tool", "args", "timeout", "retry", "on_interrupt"}),
     "model": frozenset({"prompt", "output_schema", "timeout", "retry"}),
     "wait": frozenset({"duration", "until"}),
     "noop": frozenset(),
@@ -232,6 +262,9 @@ class StepDef(_Model):
     on_failure: str | None = None
     timeout: DurationText | None = None
     retry: RetryPolicy | None = None
+    #: A tool step the gateway stopped in: `ask` re-runs it by itself when the call is
+    #: idempotent and otherwise asks a person; `retry` always re-runs; `fail` fails the run.
+    on_interrupt: OnInterrupt = "ask"
 
     @model_validator(mode="after")
     def _check(self) -> StepDef:
@@ -268,6 +301,8 @@ class StepDef(_Model):
             issues.append(
                 (("approval_prompt",), "'approval_prompt' is set but 'approval_required' is not")
             )
+        if self.output_schema is not None and (problem := schema_problem(self.output_schema)):
+            issues.append((("output_schema",), problem))
         issues.extend(self._expression_issues())
         return issues
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.events import DomainEvent, EventBus
 from hearth.ids import time_ordered_id
+from hearth.metrics import Metrics
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
@@ -55,6 +57,7 @@ from hearth.workflows.errors import (
 from hearth.workflows.expressions import ExpressionError, Expressions, expression_context
 from hearth.workflows.inputs import InputError, validate_input
 from hearth.workflows.loader import LoadedWorkflow, WorkflowFileError, parse_workflow_source
+from hearth.workflows.output_schema import check_output
 
 log = logging.getLogger("hearth.workflows.engine")
 _R = TypeVar("_R", ExecutionRecord, StepRunRecord)
@@ -63,6 +66,9 @@ COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
 END = "end"
+#: No wait between attempts (retry or crash backoff) is longer than this.
+MAX_BACKOFF = timedelta(minutes=5)
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class EngineConfig:
     max_step_runs: int = 1000
     lease: timedelta = timedelta(seconds=30)
     recovery_interval_s: float = 5.0
+    #: Consecutive crashes of the runner at one step run before the execution fails.
+    crash_limit: int = 3
+    #: The wait after the first crash; doubled after each further one (at most `MAX_BACKOFF`).
+    crash_backoff: timedelta = timedelta(seconds=1)
     #: SQLite means one gateway process: running executions left by a crash are ours at once.
     exclusive: bool = False
     #: The zone a wait's `until` without an offset is read in (the configured `timezone`).
@@ -93,6 +103,9 @@ def _json_safe(value: Any) -> Any:
 
 
 class WorkflowEngine:
+    #: Where step and execution counts are recorded; the composition root sets it.
+    metrics: Metrics | None = None
+
     def __init__(
         self,
         *,
@@ -119,11 +132,16 @@ class WorkflowEngine:
         #: Committed executions waiting for their tick (`launch(at=...)`).
         self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self._cancel_wanted: set[str] = set()
+        #: Executions resumed (an approval, a due timer) while their previous runner was still
+        #: wrapping up after the pause: started again as soon as that runner is gone.
+        self._respawn: set[str] = set()
         self._definitions: dict[tuple[str, str], WorkflowDef] = {}
         #: What a runner knows after its own last commit, so a step needs no read-back.
         self._state: dict[str, tuple[ExecutionRecord, list[StepRunRecord]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Monotonic time of the last recovery pass that completed (`/readyz` checks it).
+        self.last_recovery: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -152,7 +170,16 @@ class WorkflowEngine:
         return now + self.config.lease
 
     def _spawn(self, execution_id: str) -> None:
-        if self._stopping or execution_id in self._tasks:
+        """Start the runner of an execution this node owns; one runner per execution.
+
+        A runner that just paused the execution may still be registered (it publishes the
+        pause before it returns) when an approval or a due timer resumes it: the new runner
+        then starts the moment the old one is gone, not at the next recovery pass.
+        """
+        if self._stopping:
+            return
+        if execution_id in self._tasks:
+            self._respawn.add(execution_id)
             return
         task = asyncio.create_task(self._drive(execution_id), name=f"workflow-{execution_id}")
         self._tasks[execution_id] = task
@@ -164,6 +191,8 @@ class WorkflowEngine:
                 await self.recover_once()
             except Exception:
                 log.exception("workflow recovery pass failed; retrying")
+            else:
+                self.last_recovery = time.monotonic()
 
     async def recover_once(self) -> None:
         """Resume executions nobody drives: orphaned running ones and waits that are due."""
@@ -386,10 +415,20 @@ class WorkflowEngine:
                 conn, approval.id, status, by=by, comment=comment, now=now
             ):
                 raise NoPendingApprovalError(f"step {step_id!r} was already answered")
+            interrupted = approval.kind == INTERRUPTED
             if approved:
+                if interrupted:
+                    # Run it again from the start, as a person decided.
+                    await self.executions.forget_starts(conn, execution_id)
                 ok = await self.executions.resume_paused(
                     conn, execution_id, self.node, "approval", now, self._lease_until(now)
                 )
+            elif interrupted:
+                reason = (
+                    f"step {step_id!r} was interrupted (the gateway stopped while it ran) and "
+                    "not run again" + (f": {comment}" if comment else "")
+                )
+                ok = await self.executions.finish_paused(conn, execution_id, FAILED, reason, now)
             else:
                 reason = f"step {step_id!r} was denied" + (f": {comment}" if comment else "")
                 ok = await self.executions.finish_paused(conn, execution_id, CANCELLED, reason, now)
@@ -484,13 +523,16 @@ class WorkflowEngine:
             raise
         except _LostOwnership:
             log.info("execution %s is no longer ours; runner stops", execution_id)
-        except Exception:
-            log.exception("runner for execution %s crashed; it will be resumed", execution_id)
-            await self._release(execution_id)
+        except Exception as exc:
+            log.exception("runner for execution %s crashed", execution_id)
+            await self._crashed(execution_id, exc)
         finally:
             self._tasks.pop(execution_id, None)
             self._state.pop(execution_id, None)
             self._cancel_wanted.discard(execution_id)
+            if execution_id in self._respawn:
+                self._respawn.discard(execution_id)
+                self._spawn(execution_id)
 
     async def _release(self, execution_id: str) -> None:
         """Give up ownership so this (after restart) or another node resumes at once."""
@@ -500,6 +542,73 @@ class WorkflowEngine:
             )
         except Exception:
             log.exception("could not release execution %s", execution_id)
+
+    async def _crashed(self, execution_id: str, exc: Exception) -> None:
+        """Count a crash at the current step run; resume after a backoff, or fail at the limit.
+
+        An unexpected exception (a write the database refuses, a bug) would otherwise be
+        resumed by the recovery pass forever, repeating whatever the step did each time. The
+        count lives in the row, so restarts do not reset it; a step run that moves on does.
+        """
+        try:
+            await self.executions.settle()
+            record = await self.executions.get(execution_id)
+            if record is None or record.status != RUNNING or record.owner_node != self.node:
+                return
+            now = _now()
+            seq = record.step_count + 1
+            count = record.crash_count + 1 if record.crash_seq == seq else 1
+            reason = f"{type(exc).__name__}: {exc}"
+            counted = {**_position(record), "crash_count": count, "crash_seq": seq}
+            if count >= self.config.crash_limit and record.current_step_id is not None:
+                error = f"crashed {count} times at step {record.current_step_id!r}: {reason}"
+                await self._fail_crashed(record, seq, counted, error, now)
+                return
+            backoff = min(self.config.crash_backoff * 2 ** (count - 1), MAX_BACKOFF)
+            log.warning(
+                "execution %s crashed at step run %s (%s of %s); resuming after %s s",
+                execution_id,
+                seq,
+                count,
+                self.config.crash_limit,
+                backoff.total_seconds(),
+            )
+            released = {
+                **counted,
+                "next_attempt_at": now + backoff,
+                "owner_node": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            }
+            if not await self.executions.transition(execution_id, self.node, released):
+                return
+        except Exception:
+            log.exception("could not record the crash of execution %s", execution_id)
+            await self._release(execution_id)
+
+    async def _fail_crashed(
+        self,
+        record: ExecutionRecord,
+        seq: int,
+        counted: dict[str, Any],
+        error: str,
+        now: datetime,
+    ) -> None:
+        """End a poison execution, journalling the step as failed when the database lets us."""
+        assert record.current_step_id is not None
+        values = {**counted, **self._final_values(FAILED, error, now, step_count=seq)}
+        run = StepRunRecord(
+            record.id, seq, record.current_step_id, record.attempt, FAILURE, None, error, now, now
+        )
+        try:
+            done = await self.executions.transition(record.id, self.node, values, run)
+        except Exception:
+            # The journal itself may be what keeps failing: end the execution without it.
+            log.exception("could not journal the last crash of execution %s", record.id)
+            values = {**counted, **self._final_values(FAILED, error, now)}
+            done = await self.executions.transition(record.id, self.node, values)
+        if done:
+            await self._publish_fresh(record.id)
 
     async def _finish_cancelled(self, execution_id: str) -> None:
         await self.executions.settle()  # a transition the runner queued before it was cancelled
@@ -532,6 +641,8 @@ class WorkflowEngine:
             if not await self.executions.update_owned(conn, record.id, self.node, values):
                 raise _LostOwnership
             await self.approvals.close_for_execution(conn, execution_id, CANCELLED, now)
+        if self.metrics is not None:
+            self.metrics.execution_ended(record.workflow_id, CANCELLED)
         await self._publish_fresh(execution_id)
 
     async def _finalise(
@@ -551,6 +662,13 @@ class WorkflowEngine:
         }
         if not await self.executions.transition(record.id, self.node, values, run):
             raise _LostOwnership
+        if self.metrics is not None:
+            self.metrics.execution_ended(record.workflow_id, status)
+
+    def _observe_step(self, definition: WorkflowDef, run: StepRunRecord) -> None:
+        if self.metrics is not None:
+            action = definition.step(run.step_id).action
+            self.metrics.step(action, (run.finished_at - run.started_at).total_seconds())
 
     @staticmethod
     def _final_values(
@@ -572,6 +690,7 @@ class WorkflowEngine:
     async def _advance(self, execution_id: str) -> bool:
         """Take one step of the state machine; False when the runner should stop."""
         cached = self._state.get(execution_id)
+        interrupted = False
         if cached is not None:
             record, known_steps = cached
         else:
@@ -580,6 +699,10 @@ class WorkflowEngine:
                 return False
             record, known_steps = loaded, await self.executions.steps(execution_id)
             self._state[execution_id] = (record, known_steps)
+            # Read once per runner: after that the runner itself knows what it started.
+            interrupted = record.status == RUNNING and await self.executions.was_started(
+                execution_id, record.step_count + 1
+            )
         if record.status != RUNNING or record.owner_node != self.node:
             return False
         if record.cancel_requested:
@@ -608,8 +731,17 @@ class WorkflowEngine:
             await self._finalise(record, FAILED, reason, now)
             await self._publish_fresh(execution_id)
             return False
+        if record.next_attempt_at is not None:
+            # A retry's or a crash's backoff, persisted: a restart waits for the rest of it.
+            delay = (record.next_attempt_at - now).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
         return await self._visit(
-            record, definition, definition.step(record.current_step_id), known_steps
+            record,
+            definition,
+            definition.step(record.current_step_id),
+            known_steps,
+            interrupted=interrupted,
         )
 
     def _context(
@@ -641,6 +773,8 @@ class WorkflowEngine:
         definition: WorkflowDef,
         step: StepDef,
         steps: Sequence[StepRunRecord],
+        *,
+        interrupted: bool = False,
     ) -> bool:
         seq = record.step_count + 1
         started = _now()
@@ -663,7 +797,7 @@ class WorkflowEngine:
 
         if step.when and not approved and record.attempt == 1:
             try:
-                wanted = self.expressions.evaluate(step.when, context())
+                wanted = await self.expressions.aevaluate(step.when, context())
             except ExpressionError as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
             if not wanted:
@@ -674,11 +808,23 @@ class WorkflowEngine:
                     record, definition, run, definition.next_step_id(step.id)
                 )
 
+        limit = step.timeout_delta.total_seconds() if step.timeout_delta else None
         try:
-            args = self.expressions.render(step.args, context()) if step.action == "tool" else {}
-            prompt = self.expressions.render(step.prompt, context()) if step.prompt else None
+            # Rendered off the event loop, within the step's timeout (see Expressions.arender).
+            async with asyncio.timeout(limit):
+                args = (
+                    await self.expressions.arender(step.args, context())
+                    if step.action == "tool"
+                    else {}
+                )
+                prompt = (
+                    await self.expressions.arender(step.prompt, context()) if step.prompt else None
+                )
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
+        except TimeoutError:
+            reason = f"timed out after {limit:g} s while rendering the step's templates"
+            return await self._failed(record, definition, step, seq, started, reason, False)
 
         if gated and not approved:
             if approval is not None and approval.status != "pending":
@@ -687,7 +833,9 @@ class WorkflowEngine:
                 )
                 await self._publish_fresh(record.id)
                 return False
-            return await self._pause_for_approval(record, step, args, prompt, context(), approval)
+            return await self._pause_for_approval(
+                record, step, args, prompt, context(), approval, kind="workflow"
+            )
 
         if step.action == "wait":
             return await self._wait(record, definition, step, seq, started, context)
@@ -695,6 +843,38 @@ class WorkflowEngine:
         if approved and approval is not None and step.action == "tool":
             # Run exactly what the person saw and approved, not a fresh rendering.
             args = approval.args
+        if step.action == "tool":
+            assert step.tool is not None
+            if interrupted:
+                decision = self._on_interrupt(step, args)
+                if decision == "fail":
+                    reason = (
+                        f"step {step.id!r} was interrupted (the gateway stopped while it ran) "
+                        "and its on_interrupt is 'fail'"
+                    )
+                    run = StepRunRecord(
+                        record.id,
+                        seq,
+                        step.id,
+                        record.attempt,
+                        FAILURE,
+                        None,
+                        reason,
+                        started,
+                        _now(),
+                    )
+                    await self._finalise(record, FAILED, reason, _now(), run)
+                    await self._publish_fresh(record.id)
+                    return False
+                if decision == "ask":
+                    return await self._pause_for_approval(
+                        record, step, args, prompt, context(), None, kind=INTERRUPTED
+                    )
+                log.info("re-running interrupted step %s of %s", step.id, record.id)
+            else:
+                # Journalled before the tool runs: after a crash, this is what tells "it may
+                # have run" from "it never started".
+                await self.executions.mark_started(record.id, seq, step.id, record.attempt, started)
         timeout = step.timeout_delta
         error: str | None = None
         retryable = True
@@ -737,14 +917,21 @@ class WorkflowEngine:
             _now(),
         )
         try:
-            target = self._route(
+            target = await self._route(
                 definition, step, lambda: self._context(record, definition, steps, run)
             )
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
         return await self._commit_step(record, definition, run, target)
 
-    def _route(
+    def _on_interrupt(self, step: StepDef, args: Any) -> str:
+        """`retry`, `ask` or `fail` for a tool step the gateway stopped in (see docs)."""
+        if step.on_interrupt != "ask":
+            return step.on_interrupt
+        assert step.tool is not None
+        return "retry" if self.tools.idempotent(step.tool, args) else "ask"
+
+    async def _route(
         self,
         definition: WorkflowDef,
         step: StepDef,
@@ -753,7 +940,7 @@ class WorkflowEngine:
         if step.branches:
             names = context()
             for branch in step.branches:
-                if self.expressions.evaluate(branch.condition, names):
+                if await self.expressions.aevaluate(branch.condition, names):
                     return None if branch.goto == END else branch.goto
         if step.on_success:
             return None if step.on_success == END else step.on_success
@@ -769,8 +956,11 @@ class WorkflowEngine:
             context = ToolContext(
                 workspace=self.workspace,
                 bus=self.bus,
-                idempotency_key=f"{record.id}:{seq}",
+                # The same when an interrupted step runs again, new for every retry and visit.
+                idempotency_key=f"{record.id}:{step.id}:{record.visit_seq}:{record.attempt}",
                 source=f"workflow:{record.workflow_id}",
+                execution_id=record.id,
+                step_id=step.id,
             )
             return await self.tools.call(step.tool, args, context)
         if step.action == "model":
@@ -778,7 +968,9 @@ class WorkflowEngine:
                 resolved = self.models.resolve()
             except ModelNotConfiguredError as exc:
                 raise StepFailedError(str(exc), code="MODEL_NOT_CONFIGURED") from None
-            return await run_model(resolved, str(prompt), output_schema=step.output_schema)
+            answer = await run_model(resolved, str(prompt), output_schema=step.output_schema)
+            check_output(step.output_schema, answer)
+            return answer
         raise StepFailedError(f"unknown action {step.action!r}")
 
     async def _wait(
@@ -798,7 +990,7 @@ class WorkflowEngine:
                 if delta is not None:
                     wake_at = now + delta
                 else:
-                    until = self.expressions.render(step.until, context())
+                    until = await self.expressions.arender(step.until, context())
                     wake_at = parse_until(str(until), ZoneInfo(self.config.timezone))
             except (ExpressionError, ValueError) as exc:
                 return await self._failed(record, definition, step, seq, started, str(exc), False)
@@ -830,7 +1022,7 @@ class WorkflowEngine:
             now,
         )
         try:
-            target = self._route(definition, step, context)
+            target = await self._route(definition, step, context)
         except ExpressionError as exc:
             return await self._failed(record, definition, step, seq, started, str(exc), False)
         return await self._commit_step(record, definition, run, target)
@@ -874,11 +1066,19 @@ class WorkflowEngine:
         prompt: Any,
         context: dict[str, Any],
         existing: ApprovalRecord | None,
+        *,
+        kind: str,
     ) -> bool:
+        """Pause until a person answers: a gate (`workflow`) or an interrupted step."""
         now = _now()
-        if step.approval_prompt:
+        if kind == INTERRUPTED:
+            title = (
+                f"Step {step.id!r} may or may not have run before the gateway stopped; "
+                "run it again?"
+            )
+        elif step.approval_prompt:
             try:
-                title = str(self.expressions.render(step.approval_prompt, context))
+                title = str(await self.expressions.arender(step.approval_prompt, context))
             except ExpressionError as exc:
                 title = f"Approve step {step.id}? (approval_prompt failed: {exc})"
         else:
@@ -895,11 +1095,13 @@ class WorkflowEngine:
                     conn,
                     ApprovalRecord(
                         id=str(uuid.uuid4()),
-                        kind="workflow",
+                        kind=kind,
                         status="pending",
                         execution_id=record.id,
                         step_id=step.id,
-                        visit_seq=record.visit_seq,
+                        # One gate per visit (a unique key); an interruption may come again
+                        # in the same visit, so it is not tied to one.
+                        visit_seq=record.visit_seq if kind != INTERRUPTED else None,
                         session_id=None,
                         tool_call_id=None,
                         tool_name=step.tool,
@@ -919,6 +1121,8 @@ class WorkflowEngine:
                 self.node,
                 {
                     **_position(record),
+                    # A gate comes before the step starts: a wait's time counts from the approval.
+                    "wake_at": None,
                     "status": PAUSED,
                     "waiting_for": "approval",
                     "owner_node": None,
@@ -939,6 +1143,7 @@ class WorkflowEngine:
                     "stepDescription": step.description or title,
                     "args": shown_args,
                     "prompt": title,
+                    "kind": kind,
                 },
             )
         )
@@ -958,6 +1163,7 @@ class WorkflowEngine:
         run = StepRunRecord(
             record.id, seq, step.id, record.attempt, FAILURE, None, error, started, now
         )
+        self._observe_step(definition, run)
         retry = step.retry
         if retryable and retry is not None and record.attempt < retry.attempts:
             run = replace(
@@ -966,13 +1172,20 @@ class WorkflowEngine:
                 next_visit_seq=record.visit_seq,
                 next_attempt=record.attempt + 1,
             )
-            if not await self.executions.advance(record.id, self.node, run):
+            retried = replace(
+                record,
+                attempt=record.attempt + 1,
+                step_count=seq,
+                updated_at=now,
+                next_attempt_at=now + retry.delay(record.attempt),
+            )
+            # The row is written too (not only the journal, as for a step that moves on), so
+            # that the next attempt's time survives a restart; `_advance` waits for it.
+            values = {**_position(retried), "updated_at": now}
+            if not await self.executions.transition(record.id, self.node, values, run):
                 raise _LostOwnership
-            retried = replace(record, attempt=record.attempt + 1, step_count=seq, updated_at=now)
             self._remember(retried, run)
             self._publish(retried, [run])
-            delay = retry.backoff_delta.total_seconds() * (2 ** (record.attempt - 1))
-            await asyncio.sleep(delay)
             return True
         if step.on_failure:
             target = None if step.on_failure == END else step.on_failure
@@ -990,6 +1203,8 @@ class WorkflowEngine:
         target: str | None,
     ) -> bool:
         """Journal the step and move to `target` (None: the execution is complete)."""
+        if run.status != FAILURE:  # a failed attempt was counted by `_failed`
+            self._observe_step(definition, run)
         now = _now()
         if target is None:
             await self._finalise(record, COMPLETED, None, now, run)
@@ -1007,6 +1222,7 @@ class WorkflowEngine:
             attempt=1,
             step_count=run.seq,
             wake_at=None,
+            next_attempt_at=None,
             updated_at=now,
         )
         self._remember(moved, run)
@@ -1066,12 +1282,19 @@ def _with(record: _R, **changes: Any) -> _R:
 
 def _position(record: ExecutionRecord) -> dict[str, Any]:
     """The row's position columns, written with every row update so that the journal only
-    overrides them for steps taken since (see `ExecutionRepository.advance`)."""
+    overrides them for steps taken since (see `ExecutionRepository.advance`).
+
+    The wake-up time belongs to the position: on SQLite a step only appends its journal row,
+    so the row may still hold an earlier wait's `wake_at`; writing the runner's own value
+    (None once it moved on) keeps that stale time from being read back as the next wait's.
+    """
     return {
         "current_step_id": record.current_step_id,
         "visit_seq": record.visit_seq,
         "attempt": record.attempt,
         "step_count": record.step_count,
+        "wake_at": record.wake_at,
+        "next_attempt_at": record.next_attempt_at,
     }
 
 

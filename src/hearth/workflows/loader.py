@@ -29,6 +29,7 @@ __all__ = [
     "WORKFLOW_ID_PATTERN",
     "LoadedWorkflow",
     "WorkflowFileError",
+    "line_of",
     "load_workflow_dirs",
     "load_workflow_file",
     "parse_workflow_source",
@@ -175,6 +176,21 @@ def parse_workflow_source(source: str, path: Path | None = None) -> WorkflowDef:
             for problem in _problems(root, error)
         ]
         raise WorkflowFileError("\n".join(lines)) from None
+
+
+def line_of(source: str, loc: Sequence[str | int]) -> int | None:
+    """1-based line of the YAML node at `loc` (`("steps", 2, "args", "path")`) in `source`.
+
+    For checks made after the file parsed (tools, references), so they point at a line like
+    the schema errors do. None when the text is not YAML (it parsed once, so that is rare).
+    """
+    try:
+        root = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if root is None:
+        return None
+    return _find(root, tuple(loc))[0]
 
 
 def _sha256(data: bytes) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hearth.gateway.dispatch import HandlerContext, handles
 from hearth.protocol.messages.approvals import (
     AnsweredBy,
+    ApprovalKind,
     ApprovalList,
     ApprovalListResult,
     PendingApproval,
@@ -31,6 +32,9 @@ def _audit(record: ApprovalRecord) -> dict[str, object]:
     }
 
 
+_KINDS: dict[str, ApprovalKind] = {"workflow": "workflow", "interrupted": "interrupted"}
+
+
 @handles(ApprovalList)
 async def list_pending(message: ApprovalList, ctx: HandlerContext) -> ApprovalListResult:
     engine = ctx.state.workflows
@@ -48,7 +52,7 @@ async def list_pending(message: ApprovalList, ctx: HandlerContext) -> ApprovalLi
         items.append(
             PendingApproval(
                 approval_id=record.id,
-                kind="workflow" if record.kind == "workflow" else "tool",
+                kind=_KINDS.get(record.kind, "tool"),
                 title=record.title,
                 args=record.args,
                 requested_at=record.requested_at,

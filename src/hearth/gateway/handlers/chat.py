@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic_ai.messages import ModelMessagesTypeAdapter
-
 from hearth.chat.errors import (
     NoPendingToolApprovalError,
     SessionBusyError,
     SessionNotFoundError,
 )
-from hearth.chat.history import render
+from hearth.chat.history import render_stored
 from hearth.gateway.dispatch import HandlerContext, handles
 from hearth.models import ModelNotConfiguredError
 from hearth.protocol import ErrorCode, ProtocolError
@@ -117,7 +115,7 @@ async def _session_id(ctx: HandlerContext, session_id: str) -> str:
 async def history(message: SessionHistory, ctx: HandlerContext) -> SessionHistoryResult:
     session_id = await _session_id(ctx, message.session_id)
     stored = await ctx.state.chat.repo.messages(session_id)
-    entries = render(ModelMessagesTypeAdapter.validate_python(stored))
+    entries = render_stored(stored)
     if message.limit is not None:
         entries = entries[-message.limit :]
     return SessionHistoryResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.gateway.handlers.telegram import status_info
 from hearth.protocol import PROTOCOL_VERSION, GatewayStatus, GatewayStatusResult, Ping, Pong
 from hearth.store.nodes import NodeRepository
 
@@ -24,4 +25,7 @@ async def gateway_status(message: GatewayStatus, ctx: HandlerContext) -> Gateway
         database=state.db.backend,
         node_id=state.node_id,
         nodes=len(await NodeRepository(state.db).live()),
+        telegram=status_info(state.telegram)
+        if state.telegram is not None and state.telegram.settings.enabled
+        else None,
     )

@@ -11,6 +11,7 @@ from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.schedules import (
     ActiveHoursSpec,
     LastRun,
+    PreviewTick,
     ScheduleCreate,
     ScheduleCreated,
     ScheduleDelete,
@@ -18,6 +19,8 @@ from hearth.protocol.messages.schedules import (
     ScheduleInfo,
     ScheduleList,
     ScheduleListResult,
+    SchedulePreview,
+    SchedulePreviewResult,
     ScheduleRunInfo,
     ScheduleRuns,
     ScheduleRunsResult,
@@ -27,7 +30,11 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdated,
 )
 from hearth.scheduling.active_hours import ActiveHours
-from hearth.scheduling.errors import InvalidScheduleError, ScheduleNotFoundError
+from hearth.scheduling.errors import (
+    InvalidScheduleError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
+)
 from hearth.scheduling.service import trigger_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.workflows.errors import (
@@ -48,6 +55,8 @@ _FIELD_NAMES = {
 def _protocol_error(exc: Exception) -> ProtocolError:
     if isinstance(exc, ScheduleNotFoundError):
         return ProtocolError(ErrorCode.SCHEDULE_NOT_FOUND, str(exc))
+    if isinstance(exc, ScheduleConflictError):
+        return ProtocolError(ErrorCode.SCHEDULE_CONFLICT, str(exc))
     if isinstance(exc, InvalidScheduleError):
         return ProtocolError(
             ErrorCode.INVALID_SCHEDULE, f"invalid {exc.field}: {exc.reason}", {"field": exc.field}
@@ -65,6 +74,7 @@ def _protocol_error(exc: Exception) -> ProtocolError:
 
 ERRORS = (
     ScheduleNotFoundError,
+    ScheduleConflictError,
     InvalidScheduleError,
     WorkflowNotFoundError,
     WorkflowInvalidError,
@@ -208,4 +218,25 @@ async def trigger(message: ScheduleTrigger, ctx: HandlerContext) -> ScheduleTrig
     run = await ctx.state.scheduler.trigger_now(record)
     return ScheduleTriggered(
         id=message.id, schedule_id=record.id, run_id=run.id, execution_id=run.execution_id
+    )
+
+
+@handles(SchedulePreview)
+async def preview(message: SchedulePreview, ctx: HandlerContext) -> SchedulePreviewResult:
+    try:
+        tz_name, ticks = ctx.state.schedules.preview(
+            cron_expression=message.cron_expression,
+            every=message.every,
+            at=message.at,
+            timezone=message.timezone,
+            active_hours=message.active_hours.to_wire() if message.active_hours else None,
+            start=message.from_,
+            count=message.count,
+        )
+    except ERRORS as exc:
+        raise _protocol_error(exc) from None
+    return SchedulePreviewResult(
+        id=message.id,
+        timezone=tz_name,
+        ticks=[PreviewTick(at=t.at, local=t.local, skipped=t.skipped) for t in ticks],
     )

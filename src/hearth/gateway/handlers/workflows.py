@@ -91,6 +91,27 @@ def _errors(exc: Exception) -> ProtocolError:
     raise exc
 
 
+async def _execution_id(ctx: HandlerContext, given: str) -> str:
+    """The full id for `given`: the id itself, or the one execution whose id starts with it.
+
+    Resolved here, in the gateway, so every client (the CLI, Telegram, scripts) accepts the
+    short ids people read in tables.
+    """
+    engine = ctx.state.workflows
+    if await engine.executions.get(given) is not None:
+        return given
+    matches = await engine.executions.ids_starting_with(given)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ExecutionNotFoundError(f"no execution {given!r}")
+    shown = ", ".join(matches[:4]) + (", …" if len(matches) > 4 else "")
+    raise ProtocolError(
+        ErrorCode.EXECUTION_NOT_FOUND,
+        f"{given!r} is the start of more than one execution id ({shown}); give more of it",
+    )
+
+
 SERVICE_ERRORS = (
     WorkflowNotFoundError,
     WorkflowInvalidError,
@@ -114,8 +135,9 @@ async def approval(message: WorkflowApproval, ctx: HandlerContext) -> WorkflowAp
     client = ctx.connection.client
     by = f"{client.name} ({ctx.connection.id})" if client else ctx.connection.id
     try:
+        execution_id = await _execution_id(ctx, message.execution_id)
         await ctx.state.workflows.approve(
-            message.execution_id,
+            execution_id,
             message.step_id,
             message.approved,
             by=by,
@@ -125,7 +147,7 @@ async def approval(message: WorkflowApproval, ctx: HandlerContext) -> WorkflowAp
         raise _errors(exc) from None
     return WorkflowApprovalResolved(
         id=message.id,
-        execution_id=message.execution_id,
+        execution_id=execution_id,
         step_id=message.step_id,
         approved=message.approved,
     )
@@ -160,7 +182,7 @@ async def get_execution(
     message: WorkflowExecutionGet, ctx: HandlerContext
 ) -> WorkflowExecutionResult:
     try:
-        record, runs = await ctx.state.workflows.get(message.execution_id)
+        record, runs = await ctx.state.workflows.get(await _execution_id(ctx, message.execution_id))
     except SERVICE_ERRORS as exc:
         raise _errors(exc) from None
     detail = ExecutionDetail(
@@ -187,7 +209,7 @@ async def get_execution(
 @handles(WorkflowCancel)
 async def cancel(message: WorkflowCancel, ctx: HandlerContext) -> WorkflowCancelled:
     try:
-        record = await ctx.state.workflows.cancel(message.execution_id)
+        record = await ctx.state.workflows.cancel(await _execution_id(ctx, message.execution_id))
     except SERVICE_ERRORS as exc:
         raise _errors(exc) from None
     return WorkflowCancelled(

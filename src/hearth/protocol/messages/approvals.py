@@ -9,6 +9,11 @@ from pydantic import Field
 
 from hearth.protocol.base import ClientMessage, Reply, WireModel
 
+#: `workflow`: a step's approval gate; `interrupted`: a workflow step the gateway stopped in,
+#: asking whether to run it again (answered with `workflow.approval` like a gate); `tool`: a
+#: chat tool call.
+ApprovalKind = Literal["workflow", "interrupted", "tool"]
+
 
 class AnsweredBy(WireModel):
     """Who answered an approval: the connection's client name (from hello), the channel
@@ -22,7 +27,7 @@ class AnsweredBy(WireModel):
 
 class PendingApproval(WireModel):
     approval_id: str
-    kind: Literal["workflow", "tool"]
+    kind: ApprovalKind
     title: str
     args: Any = None
     requested_at: datetime

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from hearth.protocol.base import ClientMessage, Reply, ServerMessage, WireModel
 from hearth.protocol.errors import ErrorCode
+from hearth.protocol.messages.telegram import TelegramStatusInfo
 
 
 class ClientInfo(WireModel):
@@ -60,6 +61,9 @@ class GatewayStatusResult(Reply):
     database: Literal["sqlite", "postgresql"]
     node_id: str | None = None
     nodes: int | None = Field(default=None, description="Live gateway processes on this database.")
+    telegram: TelegramStatusInfo | None = Field(
+        default=None, description="The Telegram channel, when it is enabled."
+    )
 
 
 class Error(ServerMessage):

@@ -80,6 +80,32 @@ class ScheduleTrigger(ClientMessage):
     schedule_id: str = Field(min_length=1, max_length=64)
 
 
+class SchedulePreview(ClientMessage):
+    """The ticks a schedule with these fields would fire; nothing is saved."""
+
+    type: Literal["schedule.preview"] = "schedule.preview"
+    cron_expression: str | None = Field(default=None, max_length=200)
+    every: str | None = Field(default=None, max_length=50)
+    at: str | None = Field(default=None, max_length=50)
+    timezone: str | None = Field(default=None, max_length=64)
+    active_hours: ActiveHoursSpec | None = None
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=50,
+        description="ISO date-time to start after (naive: in the zone); default now",
+    )
+    count: int = Field(default=10, description="how many ticks, 1 to 100")
+
+
+class PreviewTick(WireModel):
+    at: datetime = Field(description="the tick in UTC")
+    local: datetime = Field(description="the same moment in the schedule's zone")
+    skipped: Literal["active_hours"] | None = Field(
+        default=None, description="present when the active hours would skip this tick"
+    )
+
+
 class LastRun(WireModel):
     scheduled_for: datetime
     status: RunStatus
@@ -156,6 +182,12 @@ class ScheduleTriggered(Reply):
     execution_id: str | None = None
 
 
+class SchedulePreviewResult(Reply):
+    type: Literal["schedule.preview.result"] = "schedule.preview.result"
+    timezone: str
+    ticks: list[PreviewTick]
+
+
 class ScheduleRun(Event):
     """A tick's outcome: fired (running, then ok/failed), skipped (and why) or missed."""
 
@@ -184,6 +216,7 @@ CLIENT_MESSAGES = (
     ScheduleList,
     ScheduleRuns,
     ScheduleTrigger,
+    SchedulePreview,
 )
 SERVER_MESSAGES = (
     ScheduleCreated,
@@ -192,6 +225,7 @@ SERVER_MESSAGES = (
     ScheduleListResult,
     ScheduleRunsResult,
     ScheduleTriggered,
+    SchedulePreviewResult,
     ScheduleRun,
     ScheduleDisabled,
 )

@@ -178,6 +178,9 @@ class WorkflowApprovalRequest(Event):
     step_description: str
     args: Any = None
     prompt: str | None = None
+    #: `workflow` for an approval gate, `interrupted` when the gateway stopped while the step
+    #: ran and a person decides whether it runs again. Absent from older gateways: a gate.
+    kind: Literal["workflow", "interrupted"] | None = None
 
 
 CLIENT_MESSAGES = (

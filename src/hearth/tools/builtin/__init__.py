@@ -6,7 +6,7 @@ from hearth.netrules import NetPolicy
 from hearth.tools.base import Tool
 from hearth.tools.builtin.files import FileReadArgs, FileReadTool, FileWriteArgs, FileWriteTool
 from hearth.tools.builtin.http import HttpRequestArgs, HttpRequestTool
-from hearth.tools.builtin.notify import NotifyArgs, NotifyTool
+from hearth.tools.builtin.notify import NotificationStore, NotifyArgs, NotifyTool
 from hearth.tools.builtin.shell import ShellRunArgs, ShellRunTool
 
 
@@ -17,17 +17,19 @@ def builtin_tools(
     http_trust_env: bool = False,
     shell_env: dict[str, str] | None = None,
     shell_pass_env: list[str] | None = None,
+    notifications: NotificationStore | None = None,
 ) -> list[Tool]:
     """Fresh instances of the built-in tools; the shell only when the person turned it on.
 
     Every default is the safe one: public addresses only, no proxy from the environment,
     and a shell that sees none of the gateway's environment beyond PATH, HOME, LANG and TZ.
+    `notifications` is where `notify` keeps what it sends (not kept without one).
     """
     tools: list[Tool] = [
         FileReadTool(),
         FileWriteTool(),
         HttpRequestTool(http_policy, trust_env=http_trust_env),
-        NotifyTool(),
+        NotifyTool(notifications),
     ]
     if shell_enabled:
         tools.append(ShellRunTool(env=shell_env, pass_env=shell_pass_env))

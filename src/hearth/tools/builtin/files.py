@@ -30,8 +30,8 @@ from hearth.tools.workspace import (
 
 #: Larger files would not fit in a model's context or a protocol frame anyway.
 MAX_READ_BYTES = 1024 * 1024
-#: Mode for files the tool creates; existing files keep theirs.
-NEW_FILE_MODE = 0o644
+#: Mode for files the tool creates (private, like the data directory); existing files keep theirs.
+NEW_FILE_MODE = 0o600
 
 
 class FileReadArgs(ToolArgs):
@@ -159,6 +159,9 @@ class FileReadTool(Tool):
     risk: ClassVar[Risk] = Risk.LOW
     read_only: ClassVar[bool] = True
 
+    def idempotent(self, args: Any) -> bool:
+        return True
+
     async def run(self, args: FileReadArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)
         return await asyncio.to_thread(_read_text, target)
@@ -173,6 +176,9 @@ class FileWriteTool(Tool):
     args_model: ClassVar[type[BaseModel]] = FileWriteArgs
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
+
+    def idempotent(self, args: FileWriteArgs) -> bool:
+        return args.mode == "overwrite"  # writing the same content again changes nothing
 
     async def run(self, args: FileWriteArgs, ctx: ToolContext) -> dict[str, Any]:
         target = resolve_in_workspace(ctx.workspace, args.path)

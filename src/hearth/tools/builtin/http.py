@@ -109,8 +109,15 @@ async def _read_limited(response: httpx.Response) -> tuple[bytes, bool]:
 
 
 def _request_headers(args: HttpRequestArgs, ctx: ToolContext) -> dict[str, str]:
-    """Every header the request carries is decided here, in one place."""
-    return dict(args.headers or {})
+    """Every header the request carries is decided here, in one place: the caller's, plus
+    `Idempotency-Key` (the same when an interrupted step runs again) unless the caller set one,
+    so a service that honours it performs a repeated request once."""
+    headers = dict(args.headers or {})
+    if ctx.idempotency_key is not None and not any(
+        name.lower() == "idempotency-key" for name in headers
+    ):
+        headers["Idempotency-Key"] = ctx.idempotency_key
+    return headers
 
 
 class HttpRequestTool(Tool):
@@ -124,6 +131,9 @@ class HttpRequestTool(Tool):
     args_model: ClassVar[type[BaseModel]] = HttpRequestArgs
     risk: ClassVar[Risk] = Risk.MEDIUM
     read_only: ClassVar[bool] = False
+
+    def idempotent(self, args: HttpRequestArgs) -> bool:
+        return args.method in ("GET", "HEAD")
 
     def __init__(self, policy: NetPolicy | None = None, *, trust_env: bool = False) -> None:
         self.policy = policy or NetPolicy()

@@ -1,0 +1,226 @@
+"""Prometheus metrics of one gateway process.
+
+Every metric lives in the `Metrics` object that `app.py` builds (a registry of its own, never
+prometheus_client's global one), so tests can run several gateways in one process. Domain code
+records through the small methods here and never imports prometheus_client itself; counts that
+already exist somewhere (connections, pending approvals, running executions) are read when
+`/metrics` is scraped instead of being kept twice.
+
+Label values are bounded on purpose: message types, error codes, statuses, step actions,
+provider and model names from the configuration, workflow ids from the workflow directory. No
+execution, schedule or session id ever becomes a label (each would be a new time series).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: Request latencies are sub-millisecond for most messages; chat and triggers take longer.
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0)
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
+MODEL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: Past this many distinct values a label collapses into "other" (a guard, not a limit people
+#: should reach: workflow ids and client names are few).
+MAX_LABEL_VALUES = 200
+OTHER = "other"
+
+
+class _Bounded:
+    """Remembers the label values seen so far and maps new ones past the cap to "other"."""
+
+    def __init__(self, cap: int = MAX_LABEL_VALUES) -> None:
+        self._seen: set[str] = set()
+        self._cap = cap
+
+    def __call__(self, value: str | None) -> str:
+        value = value or "unknown"
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._cap:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+class Metrics:
+    CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._workflow = _Bounded()
+        self._client = _Bounded()
+        self._model = _Bounded()
+        self.connections = Gauge(
+            "hearth_connections", "Open WebSocket connections.", ["client"], registry=r
+        )
+        self.frames = Counter(
+            "hearth_frames", "WebSocket frames, by direction.", ["direction"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "hearth_request_seconds",
+            "Time from a request's arrival to its reply, by message type.",
+            ["type"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "hearth_errors", "Error replies, by error code.", ["code"], registry=r
+        )
+        self.executions = Counter(
+            "hearth_executions",
+            "Workflow executions that ended, by workflow and final status.",
+            ["workflow", "status"],
+            registry=r,
+        )
+        self.executions_running = Gauge(
+            "hearth_executions_running",
+            "Executions running or paused (waiting for a timer or a person).",
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "hearth_step_seconds",
+            "Time a workflow step ran, by action.",
+            ["action"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.approvals_pending = Gauge(
+            "hearth_approvals_pending", "Approvals waiting for a person.", registry=r
+        )
+        self.schedule_ticks = Counter(
+            "hearth_schedule_ticks",
+            "Schedule ticks, by outcome (ok, failed, skipped, missed).",
+            ["status"],
+            registry=r,
+        )
+        self.schedule_lateness = Histogram(
+            "hearth_schedule_lateness_seconds",
+            "How late a tick's run was announced after its scheduled time.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.model_requests = Counter(
+            "hearth_model_requests",
+            "Model requests, by provider, model and outcome.",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "hearth_model_seconds",
+            "Duration of model requests.",
+            ["provider", "model"],
+            buckets=MODEL_BUCKETS,
+            registry=r,
+        )
+        self.model_tokens = Counter(
+            "hearth_model_tokens",
+            "Tokens used, by provider, model and direction (input, output).",
+            ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.heartbeat_runs = Counter(
+            "hearth_heartbeat_runs", "Heartbeat runs, by status.", ["status"], registry=r
+        )
+        self.alerts = Counter("hearth_alerts", "Heartbeat alerts sent.", registry=r)
+        self.events_dropped = Counter(
+            "hearth_events_dropped", "Events not delivered, by reason.", ["reason"], registry=r
+        )
+        self.bus_reconnects = Counter(
+            "hearth_bus_reconnects",
+            "Reconnections of the PostgreSQL event bus.",
+            registry=r,
+        )
+        self.telegram_requests = Counter(
+            "hearth_telegram_requests",
+            "Telegram Bot API requests, by method and outcome (ok, error, 429).",
+            ["method", "outcome"],
+            registry=r,
+        )
+        self._bus_reconnects_seen = 0
+        self._frames_in = self.frames.labels("in")
+        self._frames_out = self.frames.labels("out")
+
+    # -- recording (called on hot paths: keep each one a dictionary lookup and an add) -----
+
+    def frame_in(self) -> None:
+        self._frames_in.inc()
+
+    def frame_out(self, count: int = 1) -> None:
+        self._frames_out.inc(count)
+
+    def request(self, message_type: str, seconds: float, error_code: str | None) -> None:
+        self.request_seconds.labels(message_type).observe(seconds)
+        if error_code is not None:
+            self.errors.labels(error_code).inc()
+
+    def execution_ended(self, workflow_id: str, status: str) -> None:
+        self.executions.labels(self._workflow(workflow_id), status).inc()
+
+    def step(self, action: str, seconds: float) -> None:
+        self.step_seconds.labels(action).observe(seconds)
+
+    def tick(self, status: str) -> None:
+        """A tick's outcome: ok or failed when its run ended, skipped or missed at once."""
+        self.schedule_ticks.labels(status).inc()
+
+    def tick_started(self, lateness_s: float) -> None:
+        self.schedule_lateness.observe(max(0.0, lateness_s))
+
+    def model_request(
+        self,
+        provider: str,
+        model: str,
+        outcome: str,
+        seconds: float,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        model = self._model(model)
+        self.model_requests.labels(provider, model, outcome).inc()
+        self.model_seconds.labels(provider, model).observe(seconds)
+        if input_tokens:
+            self.model_tokens.labels(provider, model, "input").inc(input_tokens)
+        if output_tokens:
+            self.model_tokens.labels(provider, model, "output").inc(output_tokens)
+
+    def heartbeat_run(self, status: str, alerted: bool) -> None:
+        self.heartbeat_runs.labels(status).inc()
+        if alerted:
+            self.alerts.inc()
+
+    def event_dropped(self, reason: str, count: int = 1) -> None:
+        self.events_dropped.labels(reason).inc(count)
+
+    def bus_reconnected(self) -> None:
+        self.bus_reconnects.inc()
+
+    def telegram_request(self, method: str, outcome: str) -> None:
+        self.telegram_requests.labels(method, outcome).inc()
+
+    # -- read at scrape time ----------------------------------------------------------------
+
+    def set_connections(self, client_names: Iterable[str | None]) -> None:
+        counts: dict[str, int] = {}
+        for name in client_names:
+            label = self._client(name)
+            counts[label] = counts.get(label, 0) + 1
+        self.connections.clear()
+        for label, count in counts.items():
+            self.connections.labels(label).set(count)
+
+    def sync_bus_reconnects(self, total: int) -> None:
+        """The bus counts its own reconnections; bring the counter up to that total."""
+        if total > self._bus_reconnects_seen:
+            self.bus_reconnects.inc(total - self._bus_reconnects_seen)
+            self._bus_reconnects_seen = total
+
+    def set_state(self, *, running: int, approvals_pending: int) -> None:
+        self.executions_running.set(running)
+        self.approvals_pending.set(approvals_pending)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
