@@ -102,7 +102,9 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 async def test_configure_run_status_and_alerts(data_dir: Path, fake: FakeOpenAI) -> None:
     write_checklist(data_dir / "HEARTBEAT.md", [MARKUP_ITEM, "Backup ran?"])
-    (data_dir / "config.toml").write_text(model_config_toml(fake))
+    # The test moves the checklist outside the data directory later, which must be allowed.
+    config = model_config_toml(fake) + "\n[heartbeat]\nallow_outside = true\n"
+    (data_dir / "config.toml").write_text(config)
     fake.script_forever(fake_answer(lambda item: "[red]95 %[/red]" if "NAS" in item else None))
     gateway = start_gateway_process(data_dir)
     try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hearth.client import GatewayClient, GatewayError
 from hearth.datadir import rotate_token
+from hearth.gateway.auth import FailureLimiter
 from hearth.protocol import ErrorCode, Ping, Pong
 from tests.support.gateway import RunningGateway, in_process_gateway
 from tests.support.wire import RawPeer
@@ -115,21 +118,82 @@ async def test_own_origin_and_allowed_origins_are_accepted(data_dir: Path) -> No
             await peer.close()
 
 
-async def test_repeated_failures_rate_limit_the_address(data_dir: Path) -> None:
+async def _bad_hello(ws_url: str, **connect: Any) -> dict[str, Any]:
+    peer = await RawPeer.open(ws_url, **connect)
+    await peer.send({"type": "hello", "id": "h", "protocol": 1, "token": "bad"})
+    reply = await peer.recv()
+    assert await closed_code(peer) in (4401, 4429)
+    return reply
+
+
+def _from(source: str, port: int) -> socket.socket:
+    """A TCP connection to the gateway from another loopback source address."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+async def test_repeated_failures_rate_limit_bad_hellos_never_the_right_token(
+    data_dir: Path,
+) -> None:
     async with in_process_gateway(
         data_dir, limits={"auth_failures_per_minute": 3, "auth_block_s": 60}
     ) as gw:
         for _ in range(3):
-            peer = await RawPeer.open(gw.ws_url)
-            await peer.send({"type": "hello", "id": "h", "protocol": 1, "token": "bad"})
-            assert (await peer.recv())["code"] == ErrorCode.UNAUTHORIZED
-            await closed_code(peer)
-        # Now even the right token is refused for this address.
-        peer = await RawPeer.open(gw.ws_url)
-        reply = await peer.recv()
+            assert (await _bad_hello(gw.ws_url))["code"] == ErrorCode.UNAUTHORIZED
+        reply = await _bad_hello(gw.ws_url)
         assert reply["code"] == ErrorCode.RATE_LIMITED
         assert 0 < reply["details"]["retryAfterS"] <= 60
-        assert await closed_code(peer) == 4429
+        # Another loopback address is the same bucket: rotating 127.0.0.x does not help.
+        port = int(gw.url.rsplit(":", 1)[1])
+        rotated = await _bad_hello(gw.ws_url, sock=_from("127.0.0.2", port))
+        assert rotated["code"] == ErrorCode.RATE_LIMITED
+        # The owner, presenting the right token, is never locked out.
+        peer = await RawPeer.open(gw.ws_url)
+        await peer.hello(gw.token)
+        assert (await peer.request({"type": "ping", "id": "p"}))["type"] == "pong"
+        await peer.close()
+
+
+def test_limiter_blocks_remote_addresses_one_by_one_and_loopback_as_one() -> None:
+    limiter = FailureLimiter(limit=3, window_s=60, block_s=300)
+    for _ in range(3):
+        limiter.record_failure("203.0.113.5", now=0)
+    assert limiter.retry_after("203.0.113.5", now=1) == 299
+    assert limiter.retry_after("203.0.113.6", now=1) == 0
+    for address in ("127.0.0.1", "127.0.0.39", "::1"):
+        limiter.record_failure(address, now=0)
+    assert limiter.retry_after("127.0.0.2", now=1) == 299
+    assert limiter.retry_after("::ffff:127.0.0.1", now=1) == 299
+    assert limiter.retry_after("203.0.113.6", now=1) == 0
+
+
+async def _upgrade_status(port: int, host: str, origin: str) -> int:
+    """Send a raw WebSocket upgrade with chosen Host and Origin; return the HTTP status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    status = int((await asyncio.wait_for(reader.readline(), 10)).split()[1])
+    writer.close()
+    return status
+
+
+async def test_origin_is_not_judged_by_the_host_header(sqlite_gateway: RunningGateway) -> None:
+    port = int(sqlite_gateway.url.rsplit(":", 1)[1])
+    # What a DNS-rebound page sends: its own name in both Host and Origin.
+    rebound = f"evil.example:{port}"
+    assert await _upgrade_status(port, rebound, f"http://{rebound}") == 403
+    assert await _upgrade_status(port, f"127.0.0.1:{port}", f"http://{rebound}") == 403
+    for own in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"):
+        assert await _upgrade_status(port, rebound, own) == 101
+    assert await _upgrade_status(port, rebound, "http://127.0.0.1:1") == 403
 
 
 async def test_rotated_token_applies_to_new_connections(sqlite_gateway: RunningGateway) -> None:

@@ -127,6 +127,8 @@ async def test_retry_backoff_survives_sigkill(data_dir: Path) -> None:
             retry: {{attempts: 2, backoff: 10s, jitter: 0}}
         """,
     )
+    # A closed loopback port: allowed, so the step fails by a refused connection, not policy.
+    (data_dir / "config.toml").write_text('[tools.http]\nallow = ["127.0.0.1"]\n')
     first = start_gateway_process(data_dir)
     try:
         client = GatewayClient(first.url, first.token)

@@ -94,6 +94,7 @@ def heartbeat_config(settings: Settings) -> HeartbeatConfig:
         timeout_s=settings.heartbeat.timeout_s,
         dedupe_window=settings.heartbeat.dedupe_window,
         failing_after=settings.heartbeat.failing_after,
+        allow_outside=settings.heartbeat.allow_outside,
     )
 
 

@@ -220,6 +220,11 @@ class HeartbeatSettings(Section):
     failing_after: int = Field(
         default=3, ge=1, description="Consecutive failed runs before one 'heartbeat failing' alert."
     )
+    allow_outside: bool = Field(
+        default=False,
+        description="Let heartbeatPath name a file outside the data directory (its text goes "
+        "to the model provider).",
+    )
 
 
 class LoggingSettings(Section):

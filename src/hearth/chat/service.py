@@ -156,7 +156,8 @@ class ChatService:
         self.repo = ChatRepository(db)
         self.approvals = ApprovalRepository()
         self._streams: dict[str, tuple[asyncio.Task[None], str]] = {}
-        self._waiters: dict[str, asyncio.Future[bool]] = {}
+        #: Keyed by (session id, tool call id): call ids repeat across sessions.
+        self._waiters: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._schemas: dict[str, dict[str, Any]] = {}
         #: New sessions whose row is being written while their first reply already streams.
@@ -184,7 +185,8 @@ class ChatService:
     async def _listen(self, subscription: Any) -> None:
         async for event in subscription:
             if event.topic == RESOLVED_TOPIC:
-                waiter = self._waiters.get(event.data.get("toolCallId", ""))
+                key = (event.data.get("sessionId") or "", event.data.get("toolCallId", ""))
+                waiter = self._waiters.get(key)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(bool(event.data.get("approved")))
             elif event.topic == CANCEL_TOPIC:
@@ -609,7 +611,7 @@ class ChatService:
             comment=None,
         )
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters[call_id] = waiter
+        self._waiters[(session.id, call_id)] = waiter
         try:
             async with self.db.begin() as conn:
                 await self.approvals.insert(conn, approval)
@@ -656,7 +658,7 @@ class ChatService:
                     )
                 raise
         finally:
-            self._waiters.pop(call_id, None)
+            self._waiters.pop((session.id, call_id), None)
 
     async def respond(
         self,
@@ -665,15 +667,26 @@ class ChatService:
         *,
         session_approve: bool = False,
         by: str | None = None,
+        session_id: str | None = None,
     ) -> ApprovalRecord:
-        """The first answer from any client wins; later ones get NoPendingToolApprovalError."""
+        """The first answer from any client wins; later ones get NoPendingToolApprovalError.
+
+        Calls are keyed by session and call: a provider's `tool_call_id` is only unique within
+        its conversation (local servers reuse `call_0`), so when two sessions wait on the same
+        id, the answer must name the session.
+        """
         now = _now()
         async with self.db.begin() as conn:
             pending = [
                 a
                 for a in await self.approvals.pending(conn, kinds=["tool"])
-                if a.tool_call_id == tool_call_id
+                if a.tool_call_id == tool_call_id and session_id in (None, a.session_id)
             ]
+            if len(pending) > 1:
+                raise NoPendingToolApprovalError(
+                    f"tool call {tool_call_id!r} is waiting in {len(pending)} sessions; "
+                    "answer with sessionId to say which"
+                )
             if not pending or not await self.approvals.resolve(
                 conn,
                 pending[0].id,
@@ -689,8 +702,11 @@ class ChatService:
         approval = replace(pending[0], status="approved" if approved else "denied")
         if approved and session_approve and approval.session_id and approval.tool_name:
             await self.repo.approve_tool(approval.session_id, approval.tool_name)
-        self._publish(RESOLVED_TOPIC, {"toolCallId": tool_call_id, "approved": approved})
-        waiter = self._waiters.get(tool_call_id)
+        self._publish(
+            RESOLVED_TOPIC,
+            {"toolCallId": tool_call_id, "approved": approved, "sessionId": approval.session_id},
+        )
+        waiter = self._waiters.get((approval.session_id or "", tool_call_id))
         if waiter is not None and not waiter.done():
             waiter.set_result(approved)
         return approval

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -88,10 +89,16 @@ def _serve(
     token_path: Path = settings.token_path
 
     def secrets() -> list[str]:
-        try:
-            return [read_token(token_path)]
-        except Exception:
-            return []
+        """The token and every key the gateway knows: none of them may reach a log."""
+        found: list[str] = []
+        with contextlib.suppress(Exception):
+            found.append(read_token(token_path))
+        with contextlib.suppress(Exception):
+            found += [v for n in hearth.secrets.names() if (v := hearth.secrets.get(n))]
+        env_names = {p.api_key_env for p in settings.providers.values() if p.api_key_env}
+        env_names |= {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+        found += [os.environ[n] for n in env_names if os.environ.get(n)]
+        return found
 
     log_file = settings.log_file
     configure_logging(

@@ -499,13 +499,47 @@ def history(
     console.print(table)
 
 
-def approvals(data_dir: DataDirOption = None) -> None:
-    """List everything waiting for a person's approval."""
+def _print_history(result: ApprovalListResult) -> None:
+    """One row per answered approval: what, outcome, when, who, through what, from where."""
+    if not result.approvals:
+        console.print("no approval has been answered yet")
+        return
+    table = Table("when", "kind", "what", "outcome", "who", "channel", "from")
+    for item in result.approvals:
+        who = item.answered_by
+        resolved = item.resolved_at
+        when = resolved.astimezone().strftime("%Y-%m-%d %H:%M:%S") if resolved else ""
+        table.add_row(
+            when,
+            item.kind,
+            escape(item.title),
+            item.status or "",
+            escape(" / ".join(p for p in (who.client, who.user) if p)) if who else "-",
+            (who.channel or "") if who else "",
+            (who.address or "") if who else "",
+        )
+    console.print(table)
+
+
+def approvals(
+    data_dir: DataDirOption = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="Show answered approvals and who answered them.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="History entries (newest first).")] = 50,
+) -> None:
+    """List everything waiting for a person's approval (or, with --history, the answers)."""
 
     async def ask(client: GatewayClient) -> ApprovalListResult:
-        return await client.request(ApprovalList(id=client.next_id()), ApprovalListResult)
+        message = ApprovalList(id=client.next_id(), history=history or None)
+        if history:
+            message.limit = limit
+        return await client.request(message, ApprovalListResult)
 
     result = run(with_client(data_dir, ask))
+    if history:
+        _print_history(result)
+        return
     if not result.approvals:
         console.print("nothing is waiting for approval")
         return

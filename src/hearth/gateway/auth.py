@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 from collections import deque
 from pathlib import Path
@@ -36,8 +37,31 @@ class TokenStore:
         return hmac.compare_digest(candidate.encode(), self.current().encode())
 
 
+LOOPBACK_BUCKET = "loopback"
+
+
+def bucket_of(address: str) -> str:
+    """Failures are counted per address, except that all of loopback is one bucket.
+
+    127.0.0.2 … 127.255.255.254 all reach the gateway, so counting them apart would let a
+    local process (or a DNS-rebound page) rotate addresses to dodge the limit.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return LOOPBACK_BUCKET if ip.is_loopback else str(ip)
+
+
 class FailureLimiter:
-    """After `limit` failures from one address within `window_s`, block it for `block_s`."""
+    """After `limit` failures from one bucket within `window_s`, block it for `block_s`.
+
+    A block only ever refuses failed hellos: a connection presenting the right token is let
+    in regardless (the handshake checks the token first), so bad hellos cost whoever sends
+    them and never lock the owner out of their own gateway.
+    """
 
     def __init__(self, limit: int, window_s: float = 60.0, block_s: float = 300.0) -> None:
         self.limit = limit
@@ -49,6 +73,7 @@ class FailureLimiter:
     def retry_after(self, address: str, now: float | None = None) -> float:
         """Seconds until `address` may try again; 0 when it is not blocked."""
         now = time.monotonic() if now is None else now
+        address = bucket_of(address)
         until = self._blocked_until.get(address)
         if until is None:
             return 0.0
@@ -59,6 +84,7 @@ class FailureLimiter:
 
     def record_failure(self, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        address = bucket_of(address)
         times = self._failures.setdefault(address, deque())
         times.append(now)
         while times and times[0] <= now - self.window_s:

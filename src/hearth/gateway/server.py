@@ -124,7 +124,7 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         access_log=False,
         server_header=False,
         proxy_headers=False,
-        ws="websockets-sansio",
+        ws="hearth.gateway.wsprotocol:GatewayWebSocketProtocol",  # websockets-sansio + abort
         ws_max_size=limits.max_frame_bytes,
         ws_ping_interval=limits.ws_ping_interval_s,
         ws_ping_timeout=limits.ws_ping_timeout_s,

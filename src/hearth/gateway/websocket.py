@@ -28,23 +28,46 @@ from hearth.protocol import (
     ServerInfo,
     parse_client,
 )
+from hearth.store.audit import Answerer, current_answerer
 
 log = logging.getLogger("hearth.gateway.ws")
 
 _Frame = str | bytes | None
 
 
-def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """Browsers send `Origin`; only the gateway's own origin and configured ones may connect.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+#: Client names (from hello) that mean a channel other than a plain WebSocket program.
+CHANNEL_OF_CLIENT = {"hearth-cli": "cli"}
 
-    Programs (the CLI, bots) send no Origin and are judged by their token alone.
+
+def answerer_of(connection: Connection) -> Answerer:
+    """The audit identity of a connection: its client name, channel and address."""
+    name = connection.client.name if connection.client else None
+    return Answerer(
+        client=name, channel=CHANNEL_OF_CLIENT.get(name or "", "ws"), address=connection.remote
+    )
+
+
+def own_origins(port: int) -> set[str]:
+    """The origins of pages the gateway itself serves on loopback at `port`."""
+    return {f"{scheme}://{host}:{port}" for scheme in ("http", "https") for host in LOOPBACK_NAMES}
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """Browsers send `Origin`; only the gateway's own origins and configured ones may connect.
+
+    The `Host` header is never trusted: after DNS rebinding a hostile page at
+    `http://evil.example:PORT` reaches 127.0.0.1 with `Host: evil.example:PORT`, so "the
+    origin matches Host" would let it in. Own origins are the loopback names at the port the
+    gateway listens on. Programs (the CLI, bots) send no Origin and are judged by token alone.
     """
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
-    host = websocket.headers.get("host", "")
-    own = {f"http://{host}", f"https://{host}"}
-    return origin in own or origin in allowed
+    server = websocket.scope.get("server")
+    port = server[1] if server else None
+    own = own_origins(port) if isinstance(port, int) else set()
+    return origin.lower().rstrip("/") in own or origin in allowed
 
 
 class WebSocketEndpoint:
@@ -80,12 +103,19 @@ class WebSocketEndpoint:
                 task.cancel()
             if connection.closed.is_set():
                 writer.cancel()
-            await connection.close(connection.close_code or 1000, writer)
+            try:
+                await connection.close(connection.close_code or 1000, writer)
+            except Exception as exc:  # the peer vanished mid-close: one line, no traceback
+                log.info("peer gone while closing (%s)", type(exc).__name__)
             log.info("connection closed (code %s)", connection.close_code or 1000)
 
-    async def _receive(self, websocket: WebSocket) -> _Frame:
-        message = await websocket.receive()
+    async def _receive(self, connection: Connection) -> _Frame:
+        message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
+            # The real code (1007 bad UTF-8, 1009 too big, the peer's own), for the log line.
+            code = message.get("code")
+            if connection.close_code is None and isinstance(code, int):
+                connection.close_code = code
             return None
         self.state.metrics.frame_in()
         text = message.get("text")
@@ -101,7 +131,7 @@ class WebSocketEndpoint:
         in_flight = asyncio.Semaphore(self.state.settings.limits.max_in_flight)
         try:
             while True:
-                frame = await self._receive(connection.websocket)
+                frame = await self._receive(connection)
                 if frame is None:
                     return
                 if isinstance(frame, bytes):
@@ -116,6 +146,16 @@ class WebSocketEndpoint:
                     message = parse_client(frame)
                 except ValidationError as exc:
                     connection.send(invalid_message(frame, exc))
+                    continue
+                except Exception:  # never let one odd frame end the connection silently
+                    log.warning("unreadable frame (%d characters)", len(frame))
+                    connection.send(
+                        Error(
+                            id=request_id_of(frame),
+                            code=ErrorCode.INVALID_MESSAGE,
+                            message="the frame could not be read as a message",
+                        )
+                    )
                     continue
                 if isinstance(message, Hello):
                     connection.send(
@@ -140,6 +180,8 @@ class WebSocketEndpoint:
                 await asyncio.wait(tasks, timeout=5)
 
     async def _handle(self, connection: Connection, message: ClientMessage) -> None:
+        # Whatever this request answers (an approval) is recorded as answered by this peer.
+        current_answerer.set(answerer_of(connection))
         started = time.perf_counter()
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
         connection.send(reply)
@@ -158,22 +200,32 @@ class WebSocketEndpoint:
                 await ws.send_text(encode(error))
         connection.abort(close)
 
-    async def _handshake(self, connection: Connection) -> bool:
-        limits = self.state.settings.limits
+    async def _rate_limited(self, connection: Connection, msg_id: str | None) -> bool:
+        """Count a failed hello; True (and refused) when its bucket is already blocked.
+
+        Only failures are ever refused for being rate limited: the right token is checked
+        before this is called, so the owner is never locked out by someone else's bad hellos.
+        """
         limiter = self.state.limiter
         retry = limiter.retry_after(connection.remote)
-        if retry > 0:
-            await self._refuse(
-                connection,
-                ErrorCode.RATE_LIMITED,
-                f"too many failed handshakes from {connection.remote}; retry in {retry:.0f} s",
-                CloseCode.RATE_LIMITED,
-                retryAfterS=round(retry),
-            )
+        if retry <= 0:
+            limiter.record_failure(connection.remote)
             return False
+        await self._refuse(
+            connection,
+            ErrorCode.RATE_LIMITED,
+            f"too many failed handshakes from {connection.remote}; retry in {retry:.0f} s",
+            CloseCode.RATE_LIMITED,
+            msg_id=msg_id,
+            retryAfterS=round(retry),
+        )
+        return True
+
+    async def _handshake(self, connection: Connection) -> bool:
+        limits = self.state.settings.limits
         try:
             async with asyncio.timeout(limits.hello_timeout_s):
-                frame = await self._receive(connection.websocket)
+                frame = await self._receive(connection)
         except TimeoutError:
             log.info("no hello within %.0f s", limits.hello_timeout_s)
             connection.abort(CloseCode.HELLO_TIMEOUT)
@@ -186,7 +238,8 @@ class WebSocketEndpoint:
             if not isinstance(hello, Hello):
                 raise TypeError(hello.type)
         except (ValidationError, TypeError):
-            limiter.record_failure(connection.remote)
+            if await self._rate_limited(connection, request_id_of(text)):
+                return False
             await self._refuse(
                 connection,
                 ErrorCode.UNAUTHENTICATED,
@@ -195,8 +248,20 @@ class WebSocketEndpoint:
                 msg_id=request_id_of(text),
             )
             return False
+        except Exception:  # a frame the parser chokes on must still be answered
+            log.warning("unreadable first frame from %s", connection.remote)
+            if await self._rate_limited(connection, None):
+                return False
+            await self._refuse(
+                connection,
+                ErrorCode.UNAUTHENTICATED,
+                "the first frame could not be read: it must be a hello",
+                CloseCode.UNAUTHORIZED,
+            )
+            return False
         if not self.state.tokens.matches(hello.token):
-            limiter.record_failure(connection.remote)
+            if await self._rate_limited(connection, hello.id):
+                return False
             log.warning("wrong token from %s", connection.remote)
             await self._refuse(
                 connection,

@@ -107,6 +107,8 @@ class HeartbeatConfig:
     timeout_s: float = 120.0
     dedupe_window: timedelta = timedelta(hours=6)
     failing_after: int = 3
+    #: `[heartbeat] allow_outside`: the checklist may live outside the data directory.
+    allow_outside: bool = False
 
     @property
     def longest_run(self) -> timedelta:

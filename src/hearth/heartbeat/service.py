@@ -23,6 +23,7 @@ from hearth.heartbeat.target import (
     KIND,
     PATH_KEY,
     PINNED_KEY,
+    check_confined,
     path_of,
     pinned_of,
     resolve_path,
@@ -156,8 +157,9 @@ class HeartbeatService:
         """
         path = resolve_path(self.data_dir, fields.get("heartbeat_path"))
         try:
+            check_confined(self.data_dir, path, self.config.allow_outside)
             checklist = await asyncio.to_thread(read_checklist, path)
-        except ChecklistError as exc:
+        except (ChecklistError, ValueError) as exc:
             raise InvalidHeartbeatError("heartbeatPath", str(exc)) from None
         pinned: list[str] = []
         if fields.get("interval") is not None:

@@ -41,6 +41,20 @@ def resolve_path(data_dir: Path, raw: str | None) -> Path:
     return path if path.is_absolute() else data_dir / path
 
 
+def check_confined(data_dir: Path, path: Path, allow_outside: bool) -> None:
+    """Refuse a checklist outside the data directory (links resolved) unless allowed.
+
+    The checklist's text is sent to the model provider, so a path anywhere on the disk
+    would let any client ship any readable file (keys, ~/.ssh) out of the machine.
+    """
+    if allow_outside or path.resolve().is_relative_to(data_dir.resolve()):
+        return
+    raise ValueError(
+        f"{path} is outside the data directory {data_dir}; keep the checklist there "
+        "or set [heartbeat] allow_outside = true"
+    )
+
+
 def path_of(data_dir: Path, schedule: ScheduleRecord) -> Path:
     raw = (schedule.input or {}).get(PATH_KEY)
     return resolve_path(data_dir, raw if isinstance(raw, str) else None)

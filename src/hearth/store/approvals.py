@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hearth.store.audit import current_answerer
 from hearth.store.records import ApprovalRecord
 from hearth.store.tables import approvals
 
@@ -66,11 +67,17 @@ class ApprovalRepository:
         comment: str | None,
         now: datetime,
     ) -> bool:
-        """Move a pending approval to `status`; False when someone else answered first."""
+        """Move a pending approval to `status`; False when someone else answered first.
+
+        The answerer of the current request (`store.audit.current_answerer`), if any, is
+        recorded with it.
+        """
+        answerer = current_answerer.get()
+        audit = answerer.columns() if answerer is not None else {}
         result = await conn.execute(
             approvals.update()
             .where(approvals.c.id == approval_id, approvals.c.status == PENDING)
-            .values(status=status, resolved_at=now, resolved_by=by, comment=comment)
+            .values(status=status, resolved_at=now, resolved_by=by, comment=comment, **audit)
         )
         return result.rowcount == 1
 
@@ -82,6 +89,16 @@ class ApprovalRepository:
             .where(approvals.c.execution_id == execution_id, approvals.c.status == PENDING)
             .values(status=status, resolved_at=now)
         )
+
+    async def answered(self, conn: AsyncConnection, limit: int = 100) -> list[ApprovalRecord]:
+        """The newest resolved approvals first, with who answered: the audit history."""
+        query = (
+            approvals.select()
+            .where(approvals.c.status != PENDING)
+            .order_by(approvals.c.resolved_at.desc(), approvals.c.requested_at.desc())
+            .limit(limit)
+        )
+        return [_record(row) for row in await conn.execute(query)]
 
     async def pending(
         self, conn: AsyncConnection, kinds: Sequence[str] | None = None

@@ -72,6 +72,10 @@ class ApprovalRecord:
     resolved_at: datetime | None
     resolved_by: str | None
     comment: str | None
+    answered_client: str | None = None
+    answered_channel: str | None = None
+    answered_user: str | None = None
+    answered_address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,11 @@ approvals = sa.Table(
     sa.Column("resolved_at", UtcDateTime()),
     sa.Column("resolved_by", sa.String(128)),
     sa.Column("comment", sa.Text),
+    # Audit of the answer (migration 0010): client name, channel, user, peer address.
+    sa.Column("answered_client", sa.String(128)),
+    sa.Column("answered_channel", sa.String(32)),
+    sa.Column("answered_user", sa.String(128)),
+    sa.Column("answered_address", sa.String(64)),
     sa.UniqueConstraint("execution_id", "visit_seq", name="uq_approvals_execution_visit"),
 )
 

@@ -75,6 +75,7 @@ async def approval(message: ToolApprovalResponse, ctx: HandlerContext) -> ToolAp
             message.approved,
             session_approve=bool(message.session_approve),
             by=_who(ctx),
+            session_id=message.session_id,
         )
     except NoPendingToolApprovalError as exc:
         raise ProtocolError(ErrorCode.NO_PENDING_APPROVAL, str(exc)) from None

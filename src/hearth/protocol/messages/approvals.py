@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import Field
+
 from hearth.protocol.base import ClientMessage, Reply, WireModel
 
 #: `workflow`: a step's approval gate; `interrupted`: a workflow step the gateway stopped in,
 #: asking whether to run it again (answered with `workflow.approval` like a gate); `tool`: a
 #: chat tool call.
 ApprovalKind = Literal["workflow", "interrupted", "tool"]
+
+
+class AnsweredBy(WireModel):
+    """Who answered an approval: the connection's client name (from hello), the channel
+    (`ws`, `cli`, `telegram`), the user where the channel knows one, and the peer address."""
+
+    client: str | None = None
+    channel: str | None = None
+    user: str | None = None
+    address: str | None = None
 
 
 class PendingApproval(WireModel):
@@ -27,10 +39,19 @@ class PendingApproval(WireModel):
     tool_call_id: str | None = None
     tool_name: str | None = None
     risk: str | None = None
+    #: Set in the history (`approval.list {history: true}`): the outcome and its audit.
+    status: str | None = None
+    resolved_at: datetime | None = None
+    answered_by: AnsweredBy | None = None
+    comment: str | None = None
 
 
 class ApprovalList(ClientMessage):
     type: Literal["approval.list"] = "approval.list"
+    history: bool | None = Field(
+        default=None, description="List answered approvals (newest first) instead of pending."
+    )
+    limit: int | None = Field(default=None, ge=1, le=1000, description="History entries.")
 
 
 class ApprovalListResult(Reply):

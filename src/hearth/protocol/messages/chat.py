@@ -36,6 +36,12 @@ class ToolApprovalResponse(ClientMessage):
     session_approve: bool | None = Field(
         default=None, description="Also allow this tool without asking for the rest of the session."
     )
+    session_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The session the call belongs to (from tool.approval.request); required "
+        "when the same toolCallId waits in several sessions.",
+    )
 
 
 class SessionList(ClientMessage):
