@@ -98,6 +98,11 @@ def _serve(
         env_names = {p.api_key_env for p in settings.providers.values() if p.api_key_env}
         env_names |= {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
         found += [os.environ[n] for n in env_names if os.environ.get(n)]
+        # Tokens that may come from the environment as settings (never from the file).
+        if settings.telegram.token is not None:
+            found.append(settings.telegram.token.get_secret_value())
+        if settings.metrics.token:
+            found.append(settings.metrics.token)
         return found
 
     log_file = settings.log_file

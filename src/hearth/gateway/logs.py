@@ -162,4 +162,8 @@ def configure_logging(
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("alembic").setLevel("WARNING")
+    # HTTPX logs every request's full URL at INFO: query strings and user:password@ of
+    # http.request calls, and the Telegram Bot API path, which carries the bot token.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel("WARNING")
     return handler

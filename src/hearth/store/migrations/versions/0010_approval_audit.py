@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0011"  # re-chained after merging main (was "0006")
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
