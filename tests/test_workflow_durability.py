@@ -166,7 +166,10 @@ async def test_sigkill_inside_a_non_idempotent_step_asks_before_running_it_again
     runs it again (with the same Idempotency-Key), deny fails the execution with the reason."""
     ledger = _Ledger()
     url = await ledger.start()
-    (data_dir / "config.toml").write_text("[workflows]\nlease_s = 2\nrecovery_interval_s = 0.3\n")
+    (data_dir / "config.toml").write_text(
+        "[workflows]\nlease_s = 2\nrecovery_interval_s = 0.3\n"
+        '[tools.http]\nallow = ["127.0.0.1"]\n'  # the fake ledger listens on loopback
+    )
     write_workflow(data_dir, "pay", PAY.format(url=url))
     args = ("--database-url", database_url)
     first = start_gateway_process(data_dir, *args)
