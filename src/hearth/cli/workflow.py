@@ -528,7 +528,10 @@ def approvals(
     ] = False,
     limit: Annotated[int, typer.Option(help="History entries (newest first).")] = 50,
 ) -> None:
-    """List everything waiting for a person's approval (or, with --history, the answers)."""
+    """List everything waiting for a person's approval.
+
+    With --history: the answered ones, with who answered, how and from where.
+    """
 
     async def ask(client: GatewayClient) -> ApprovalListResult:
         message = ApprovalList(id=client.next_id(), history=history or None)
