@@ -14,6 +14,7 @@ told and continues.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -272,7 +273,11 @@ class ChatService:
             # for a commit), but committed before the client hears of the session: the reply
             # below and the first delta (see `_stream`) both wait for it, so a crash right
             # after the reply cannot lose a session the client was told about.
-            saved: asyncio.Future[None] | None = asyncio.ensure_future(self.repo.create(session))
+            insert = asyncio.ensure_future(self.repo.create(session))
+            # Announced by the commit itself: this callback runs before anything awaiting the
+            # insert resumes, so `session.created` always precedes the reply's first delta.
+            insert.add_done_callback(functools.partial(self._announce_session, session))
+            saved: asyncio.Future[None] | None = insert
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
@@ -291,11 +296,13 @@ class ChatService:
             except BaseException:
                 task.cancel()  # the session was never stored: nothing may stream for it
                 raise
-        if created:
+        return Started(request_id, session, resolved.name, created)
+
+    def _announce_session(self, session: SessionRecord, saved: asyncio.Future[None]) -> None:
+        if not saved.cancelled() and saved.exception() is None:
             self._publish(
                 "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
             )
-        return Started(request_id, session, resolved.name, created)
 
     async def cancel(self, request_id: str) -> bool:
         stream = self._streams.get(request_id)
