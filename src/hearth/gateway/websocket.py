@@ -185,9 +185,7 @@ class WebSocketEndpoint:
         started = time.perf_counter()
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
         connection.send(reply)
-        self.state.metrics.request_seconds.labels(message.type).observe(
-            time.perf_counter() - started
-        )
+        self.state.metrics.request_seconds.observe(message.type, time.perf_counter() - started)
 
     async def _refuse(
         self, connection: Connection, code: ErrorCode, text: str, close: int, **extra: Any
