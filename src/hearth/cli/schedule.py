@@ -32,6 +32,19 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdated,
 )
 
+#: Options `add` and `preview` share: a preview must read a schedule exactly as `add` would.
+ZoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tz",
+        help="IANA zone (default: `timezone` in config.toml, else the gateway host's zone).",
+    ),
+]
+ActiveHoursOption = Annotated[
+    str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
+]
+DaysOption = Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")]
+
 app = typer.Typer(help="Run workflows on a schedule.", no_args_is_help=True)
 
 RUN_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "missed": "magenta"}
@@ -95,17 +108,9 @@ def add(
     inputs: Annotated[
         list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE (repeatable).")
     ] = None,
-    tz: Annotated[
-        str | None,
-        typer.Option(
-            "--tz",
-            help="IANA zone (default: `timezone` in config.toml, else the gateway host's zone).",
-        ),
-    ] = None,
-    active_hours: Annotated[
-        str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
-    ] = None,
-    days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
+    tz: ZoneOption = None,
+    active_hours: ActiveHoursOption = None,
+    days: DaysOption = None,
     max_runs: Annotated[
         int | None,
         typer.Option("--max-runs", min=1, help="Stop after this many runs (default: no limit)."),
@@ -156,17 +161,9 @@ def preview(
     cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "30 8 * * 1-5".')] = None,
     every: Annotated[str | None, typer.Option(help='Interval, e.g. "15m".')] = None,
     at: Annotated[str | None, typer.Option(help="Once, at an ISO time.")] = None,
-    tz: Annotated[
-        str | None,
-        typer.Option(
-            "--tz",
-            help="IANA zone (default: `timezone` in config.toml, else the gateway host's zone).",
-        ),
-    ] = None,
-    active_hours: Annotated[
-        str | None, typer.Option("--active-hours", help="Window, e.g. 09:00-18:00.")
-    ] = None,
-    days: Annotated[str | None, typer.Option(help="Days, e.g. 1-5 (Monday = 1).")] = None,
+    tz: ZoneOption = None,
+    active_hours: ActiveHoursOption = None,
+    days: DaysOption = None,
     start: Annotated[
         str | None,
         typer.Option(
