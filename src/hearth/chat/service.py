@@ -14,7 +14,6 @@ told and continues.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import secrets
@@ -273,11 +272,13 @@ class ChatService:
             # for a commit), but committed before the client hears of the session: the reply
             # below and the first delta (see `_stream`) both wait for it, so a crash right
             # after the reply cannot lose a session the client was told about.
-            insert = asyncio.ensure_future(self.repo.create(session))
-            # Announced by the commit itself: this callback runs before anything awaiting the
-            # insert resumes, so `session.created` always precedes the reply's first delta.
-            insert.add_done_callback(functools.partial(self._announce_session, session))
-            saved: asyncio.Future[None] | None = insert
+            # Announced inside the same task as the commit, so by the time anything can see
+            # the insert as done (`done()` or `await`) `session.created` is already published
+            # and always precedes the reply's first delta. (A done callback would not do: it
+            # runs one loop turn later, after a stream that only checks `done()`.)
+            saved: asyncio.Future[None] | None = asyncio.ensure_future(
+                self._create_and_announce(session)
+            )
         elif not await self.repo.claim(session.id, request_id, now, now - self.config.busy_stale):
             raise SessionBusyError(
                 f"session {session.session_key} is still answering; wait for its "
@@ -298,11 +299,11 @@ class ChatService:
                 raise
         return Started(request_id, session, resolved.name, created)
 
-    def _announce_session(self, session: SessionRecord, saved: asyncio.Future[None]) -> None:
-        if not saved.cancelled() and saved.exception() is None:
-            self._publish(
-                "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
-            )
+    async def _create_and_announce(self, session: SessionRecord) -> None:
+        await self.repo.create(session)
+        self._publish(
+            "session.created", {"sessionId": session.id, "sessionKey": session.session_key}
+        )
 
     async def cancel(self, request_id: str) -> bool:
         stream = self._streams.get(request_id)
