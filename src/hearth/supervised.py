@@ -93,7 +93,7 @@ class SupervisedLoop:
                 self._log.warning(
                     "%s failed again (%d in a row): %s", self.name, self.failures, exc
                 )
-            return min(self._backoff_max_s, self._interval_s * 2 ** min(self.failures, 16))
+            return min(self._backoff_max_s, self._interval_s * 2.0 ** min(self.failures, 16))
         if self.failures:
             self._log.info("%s recovered after %d failures", self.name, self.failures)
         self.failures = 0
