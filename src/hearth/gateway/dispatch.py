@@ -15,8 +15,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from hearth.gateway.connection import Connection
+from hearth.gateway.errors import error_reply
 from hearth.gateway.state import GatewayState
-from hearth.protocol import ClientMessage, Error, ErrorCode, ProtocolError, Reply, ServerMessage
+from hearth.protocol import ClientMessage, Error, ErrorCode, Reply, ServerMessage
 
 log = logging.getLogger("hearth.gateway.dispatch")
 
@@ -77,9 +78,10 @@ class Router:
             )
         try:
             reply = await handler(message, ctx)
-        except ProtocolError as exc:
-            return Error(id=message.id, code=exc.code, message=exc.message, details=exc.details)
-        except Exception:
+        except Exception as exc:
+            known = error_reply(message.id, exc, ctx.state.redactor)
+            if known is not None:
+                return known
             log.exception("handler for %s failed (request id %s)", message.type, message.id)
             return Error(
                 id=message.id,

@@ -15,6 +15,7 @@ from hearth.gateway.connection import ConnectionRegistry
 from hearth.heartbeat.service import HeartbeatService
 from hearth.live_config import ReloadOutcome
 from hearth.metrics import Metrics
+from hearth.redact import Redactor
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.secrets import KeyLookup
@@ -47,6 +48,8 @@ class GatewayState:
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     started_monotonic: float = field(default_factory=time.monotonic)
+    #: Removes secrets from error replies (see hearth.redact).
+    redactor: Redactor = field(default_factory=lambda: Redactor(list))
 
     @property
     def uptime_s(self) -> float:

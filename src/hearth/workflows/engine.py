@@ -119,6 +119,9 @@ class WorkflowEngine:
     ) -> None:
         self.db = db
         self.bus = bus
+        #: Removes secrets from a step's error before it is stored or published (a model
+        #: provider's 401 body may echo the key); the composition root sets it.
+        self.redact: Callable[[str], str] = str
         self.catalog = catalog
         self.tools = tools
         self.models = models
@@ -1160,6 +1163,7 @@ class WorkflowEngine:
         retryable: bool,
     ) -> bool:
         now = _now()
+        error = self.redact(error)
         run = StepRunRecord(
             record.id, seq, step.id, record.attempt, FAILURE, None, error, started, now
         )
