@@ -126,35 +126,42 @@ class Redactor:
             self._read_at = now
         return self._pieces
 
+    def _hit(self, text: str) -> bool:
+        """Whether `text` holds any piece. The usual answer is no and every event asks, so this
+        is one C-speed substring search per piece (measured faster than looking up each of the
+        text's windows in a set, even for short texts)."""
+        return any(map(text.__contains__, self._pieces))
+
     def text(self, text: str) -> str:
         pieces = self.pieces()
-        return redact(text, pieces) if pieces else text
+        return redact(text, pieces) if pieces and self._hit(text) else text
 
     def value(self, value: Any) -> Any:
         """`value` with every string in it (keys too) redacted; a value holding no secret is
         returned as the same object, so the common case allocates nothing."""
         pieces = self.pieces()
-        return _walk(value, pieces, self._shortest) if pieces else value
+        return self._walk(value, pieces) if pieces else value
 
-
-def _walk(value: Any, pieces: list[str], shortest: int) -> Any:
-    if isinstance(value, str):
-        return redact(value, pieces) if len(value) >= shortest else value
-    if isinstance(value, dict):
-        changed = False
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            new_key = _walk(key, pieces, shortest)
-            new_item = _walk(item, pieces, shortest)
-            changed = changed or new_key is not key or new_item is not item
-            out[new_key] = new_item
-        return out if changed else value
-    if isinstance(value, list | tuple):
-        items = [_walk(item, pieces, shortest) for item in value]
-        if all(new is old for new, old in zip(items, value, strict=True)):
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    return value
+    def _walk(self, value: Any, pieces: list[str]) -> Any:
+        if isinstance(value, str):
+            if len(value) < self._shortest or not self._hit(value):
+                return value
+            return redact(value, pieces)
+        if isinstance(value, dict):
+            changed = False
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                new_key = self._walk(key, pieces)
+                new_item = self._walk(item, pieces)
+                changed = changed or new_key is not key or new_item is not item
+                out[new_key] = new_item
+            return out if changed else value
+        if isinstance(value, list | tuple):
+            items = [self._walk(item, pieces) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return items if isinstance(value, list) else tuple(items)
+        return value
 
 
 class RedactingBus:
