@@ -812,9 +812,12 @@ class WorkflowEngine:
                 )
 
         limit = step.timeout_delta.total_seconds() if step.timeout_delta else None
+        # One deadline for rendering and the action together: with a timer each, a step
+        # could take twice its timeout.
+        deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
         try:
             # Rendered off the event loop, within the step's timeout (see Expressions.arender).
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(deadline):
                 args = (
                     await self.expressions.arender(step.args, context())
                     if step.action == "tool"
@@ -887,7 +890,7 @@ class WorkflowEngine:
             if timeout is None:
                 output = await self._act(record, step, seq, args, prompt)
             else:
-                async with asyncio.timeout(timeout.total_seconds()) as scope:
+                async with asyncio.timeout_at(deadline) as scope:
                     output = await self._act(record, step, seq, args, prompt)
         except TimeoutError:
             if scope is not None and scope.expired():
