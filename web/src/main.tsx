@@ -121,15 +121,19 @@ function Shell({ conn, onLogout }: { conn: Connection; onLogout: () => void }) {
       <header class="top">
         <button class="menu" aria-expanded={menu} aria-controls="nav" onClick={() => setMenu(!menu)}>Menu</button>
         <a class="brand" href="#/">Hearth</a>
-        <nav id="nav" class={menu ? "open" : ""} aria-label="Pages">
-          {PAGES.map(([path, label]) => (
-            <a key={path} href={`#/${path}`} aria-current={(route[0] ?? "") === path ? "page" : undefined}>
-              {label}{path === "approvals" && <PendingBadge />}
-            </a>
-          ))}
-        </nav>
-        <ThemeToggle />
-        <button class="logout" onClick={onLogout}>Log out</button>
+        <div id="nav" class={menu ? "navbox open" : "navbox"}>
+          <nav aria-label="Pages">
+            {PAGES.map(([path, label]) => (
+              <a key={path} href={`#/${path}`} aria-current={(route[0] ?? "") === path ? "page" : undefined}>
+                {label}{path === "approvals" && <PendingBadge />}
+              </a>
+            ))}
+          </nav>
+          <div class="tools">
+            <ThemeToggle />
+            <button class="logout" onClick={onLogout}>Log out</button>
+          </div>
+        </div>
       </header>
       <Banner onLogout={onLogout} />
       <main id="main" tabIndex={-1}>

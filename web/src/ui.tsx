@@ -26,18 +26,40 @@ export function useEvents(handler: (m: ServerMessage) => void): void {
   useEffect(() => conn.onEvent((m) => ref.current(m)), [conn]);
 }
 
+let firstLoads = 0;
+
+/** `<html data-loading>` counts first loads still on their way, so tests and the benchmark
+ * can tell "rendered with data" from "rendered, waiting" without guessing with sleeps. */
+function countFirstLoad(delta: number): void {
+  firstLoads += delta;
+  document.documentElement.dataset.loading = String(firstLoads);
+}
+
 /** Loads with `load` now, after each reconnect, and whenever `deps` change; `reload()` on demand. */
 export function useLoad<T>(load: (conn: Connection) => Promise<T>, deps: unknown[] = []) {
   const conn = useConnState();
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string>("");
   const [tick, setTick] = useState(0);
+  const waiting = useRef<boolean | null>(null);
+  if (waiting.current === null) {
+    // During the first render, so the count is up before anything is painted.
+    waiting.current = true;
+    countFirstLoad(1);
+  }
+  const settle = () => {
+    if (waiting.current) {
+      waiting.current = false;
+      countFirstLoad(-1);
+    }
+  };
+  useEffect(() => settle, []);
   useEffect(() => {
     if (conn.state !== "online") return;
     let live = true;
     load(conn).then(
-      (v) => live && (setData(v), setError("")),
-      (e: RequestError) => live && setError(e.message),
+      (v) => live && (setData(v), setError(""), settle()),
+      (e: RequestError) => live && (setError(e.message), settle()),
     );
     return () => {
       live = false;

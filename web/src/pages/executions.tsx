@@ -81,7 +81,7 @@ function ExecutionView({ id }: { id: string }) {
   const detail = useLoad((c) => c.request<WorkflowExecutionResult>({ type: "workflow.execution.get", executionId: id }), [id]);
   const cancel = useAction();
   useEvents((m: ServerMessage) => {
-    if (m.type === "workflow.status" && m.executionId === detail.data?.execution.id) detail.reload();
+    if (m.type === "workflow.status" && m.executionId === id) detail.reload();
   });
   const e: ExecutionDetail | undefined = detail.data?.execution;
   const live = e && (e.status === "running" || e.status === "paused");
