@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hearth.approval_events import publish_resolved
 from hearth.chat.errors import (
     NoPendingToolApprovalError,
     SessionBusyError,
@@ -714,6 +715,7 @@ class ChatService:
             RESOLVED_TOPIC,
             {"toolCallId": tool_call_id, "approved": approved, "sessionId": approval.session_id},
         )
+        publish_resolved(self.bus, approval, approval.status)
         waiter = self._waiters.get((approval.session_id or "", tool_call_id))
         if waiter is not None and not waiter.done():
             waiter.set_result(approved)
