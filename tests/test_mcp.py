@@ -34,8 +34,9 @@ from hearth.protocol.messages.mcp import (
     McpToolsResult,
 )
 from hearth.secrets import SecretStore
+from tests.support.cli import run_cli
 from tests.support.fake_openai import FakeOpenAI, Text, ToolCall, tool_names, tool_results
-from tests.support.gateway import RunningGateway, in_process_gateway
+from tests.support.gateway import in_process_gateway
 from tests.support.heartbeat import fake_answer, write_checklist
 from tests.support.workflows import reload, trigger, wait_status, write_workflow
 from tests.test_chat import collect, send, text_of
@@ -410,3 +411,35 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
             load_settings(data_dir=directory)
         assert f"bad setting {key}:" in str(bad.value)
         assert words in str(bad.value)
+
+
+async def test_cli_lists_shows_and_calls_tools(data_dir: Path) -> None:
+    settings = settings_with(
+        None, {"notes": stdio_server()}, tools={"policy": {"notes.big": "deny"}}
+    )
+    async with in_process_gateway(data_dir, **settings):
+        listed = await asyncio.to_thread(run_cli, ["mcp", "list"], data_dir, "200")
+        assert listed.returncode == 0, listed.stderr
+        assert "notes" in listed.stdout
+        assert "ready" in listed.stdout
+        assert "add_note" in listed.stdout
+        shown = await asyncio.to_thread(run_cli, ["mcp", "tools", "notes"], data_dir, "200")
+        assert shown.returncode == 0, shown.stderr
+        assert "notes.search" in shown.stdout
+        assert "deny" in shown.stdout
+        called = await asyncio.to_thread(
+            run_cli, ["mcp", "call", "notes.search", "--args", '{"query": "ideas"}'], data_dir
+        )
+        assert called.returncode == 0, called.stderr
+        assert called.stdout.strip() == "ideas: write an MCP host"
+        refused = await asyncio.to_thread(
+            run_cli, ["mcp", "call", "notes.big", "--args", "{}"], data_dir
+        )
+        assert refused.returncode == 1
+        assert "TOOL_DENIED" in refused.stderr
+        assert "notes.big is denied" in refused.stderr
+        bad = await asyncio.to_thread(
+            run_cli, ["mcp", "call", "notes.search", "--args", "[1]"], data_dir
+        )
+        assert bad.returncode == 2
+        assert "--args must be a JSON object" in bad.stderr

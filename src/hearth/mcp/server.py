@@ -138,6 +138,11 @@ class McpServer:
         return self.usable
 
     @property
+    def failures(self) -> int:
+        """Failed starts (or early deaths) in a row; 0 once a connection stayed up."""
+        return self._failures
+
+    @property
     def usable(self) -> bool:
         return self.state is McpState.READY and self._session is not None
 
