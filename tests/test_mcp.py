@@ -17,6 +17,7 @@ import pytest
 
 from hearth.client import GatewayClient, GatewayError
 from hearth.config import ConfigError, load_settings
+from hearth.doctor import run_checks
 from hearth.protocol import ErrorCode
 from hearth.protocol.messages.chat import (
     ToolApprovalRequest,
@@ -40,6 +41,7 @@ from tests.support.gateway import in_process_gateway
 from tests.support.heartbeat import fake_answer, write_checklist
 from tests.support.workflows import reload, trigger, wait_status, write_workflow
 from tests.test_chat import collect, send, text_of
+from tests.test_heartbeat import configure, run_now
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,13 +108,18 @@ def add_note_then_answer(body: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_chat_calls_an_mcp_tool_approved_from_a_second_connection(
-    data_dir: Path, fake: FakeOpenAI, request: pytest.FixtureRequest, transport: str
+    data_dir: Path,
+    database_url: str,
+    fake: FakeOpenAI,
+    request: pytest.FixtureRequest,
+    transport: str,
 ) -> None:
     server = (
         stdio_server() if transport == "stdio" else {"url": request.getfixturevalue("http_server")}
     )
     fake.script_forever(add_note_then_answer)
-    async with in_process_gateway(data_dir, **settings_with(fake, {"notes": server})) as gw:
+    settings = settings_with(fake, {"notes": server})
+    async with in_process_gateway(data_dir, database_url, **settings) as gw:
         laptop = await gw.client()
         phone = await gw.client()
         start = await send(laptop, "note: buy bread")
@@ -303,8 +310,6 @@ async def test_heartbeat_uses_a_read_only_tool_without_asking(
     settings = settings_with(fake, {"notes": stdio_server()}, mcp={"trust_read_only_hints": True})
     async with in_process_gateway(data_dir, **settings) as gw:
         client = await gw.client()
-        from tests.test_heartbeat import configure, run_now
-
         await configure(client)
         result = await run_now(client)
         assert result.status == "ok", result.reason
@@ -443,3 +448,41 @@ async def test_cli_lists_shows_and_calls_tools(data_dir: Path) -> None:
         )
         assert bad.returncode == 2
         assert "--args must be a JSON object" in bad.stderr
+
+
+async def test_doctor_reports_a_failed_server_and_a_missing_secret(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "config.toml").write_text(
+        f"[mcp.servers.broken]\ncommand = {str(data_dir / 'no-such-server')!r}\n\n"
+        f"[mcp.servers.notes]\ncommand = {sys.executable!r}\n"
+        'args = ["-m", "tests.support.mcp_server", "stdio"]\n'
+        f"cwd = {str(ROOT)!r}\n"
+        'env = {NOTES_TOKEN = "secret:notes"}\n'
+    )
+    async with in_process_gateway(data_dir) as gw:
+        client = await gw.client()
+        await mcp_list(client, start=True)
+        checks = {c.name: c for c in await run_checks(data_dir)}
+        assert checks["mcp broken"].status == "fail"
+        assert "no-such-server" in checks["mcp broken"].detail
+        assert checks["mcp notes"].status == "fail"
+        assert "mcp.servers.notes.env.NOTES_TOKEN" in checks["mcp notes"].detail
+    # Without a gateway, the secret is still checked.
+    offline = {c.name: c for c in await run_checks(data_dir)}
+    assert offline["mcp notes"].status == "fail"
+    assert "mcp.servers.notes.env.NOTES_TOKEN" in offline["mcp notes"].detail
+    assert offline["mcp broken"].status == "ok"
+
+
+def test_validate_warns_about_mcp_steps_without_a_gateway(data_dir: Path, tmp_path: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "config.toml").write_text('[mcp.servers.notes]\ncommand = "notes-server"\n')
+    path = write_workflow(tmp_path, "notes", CRASHY)
+    checked = run_cli(["workflow", "validate", str(path)], data_dir)
+    assert checked.returncode == 0, checked.stderr
+    assert "valid (2 steps)" in checked.stdout
+    assert "tool 'notes.add_note' not checked" in checked.stderr
+    typo = write_workflow(tmp_path, "typo", CRASHY.replace("notes.search", "nots.search"))
+    refused = run_cli(["workflow", "validate", str(typo)], data_dir)
+    assert refused.returncode == 1
+    assert "unknown tool 'nots.search'" in refused.stderr

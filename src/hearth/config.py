@@ -201,6 +201,17 @@ class McpSettings(Section):
     )
     servers: dict[str, McpServerSettings] = Field(default_factory=dict)
 
+    def secret_names(self) -> list[str]:
+        """Every NAME of a `secret:NAME` value (what `hearth keys set` may store for MCP)."""
+        return sorted(
+            {
+                value[len(SECRET_PREFIX) :].strip()
+                for server in self.servers.values()
+                for value in [*server.env.values(), *server.headers.values()]
+                if value.startswith(SECRET_PREFIX)
+            }
+        )
+
     @field_validator("servers")
     @classmethod
     def _names(cls, value: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:

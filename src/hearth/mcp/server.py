@@ -372,6 +372,8 @@ class McpServer:
             return f"MCP server {self.name!r} failed to start: {self.error}"
         if self.state is McpState.DISABLED:
             return f"MCP server {self.name!r} is disabled (mcp.servers.{self.name}.enabled)"
+        if self.state is McpState.IDLE:
+            return f"MCP server {self.name!r} is not started yet (servers start on first use)"
         return f"MCP server {self.name!r} is {self.state}"
 
 
