@@ -35,6 +35,7 @@ from hearth.protocol.messages.mcp import (
     McpToolsResult,
 )
 from hearth.secrets import SecretStore
+from hearth.tools.policy import configured
 from tests.support.cli import run_cli
 from tests.support.fake_openai import FakeOpenAI, Text, ToolCall, tool_names, tool_results
 from tests.support.gateway import in_process_gateway
@@ -72,12 +73,11 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
         yield server
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[str]:
-    """The test MCP server over streamable HTTP on a loopback port the OS picked."""
-    port_file = tmp_path / "mcp-port"
+def serve_over_http(tmp_path: Path, kind: str) -> Iterator[str]:
+    """The test MCP server over HTTP (`http`: streamable, `sse`) on a port the OS picked."""
+    port_file = tmp_path / f"mcp-port-{kind}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.mcp_server", "http", str(port_file)], cwd=ROOT
+        [sys.executable, "-m", "tests.support.mcp_server", kind, str(port_file)], cwd=ROOT
     )
     try:
         deadline = time.monotonic() + 30
@@ -85,10 +85,21 @@ def http_server(tmp_path: Path) -> Iterator[str]:
             assert process.poll() is None, "the MCP test server exited"
             assert time.monotonic() < deadline, "the MCP test server did not start"
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port_file.read_text()}/mcp"
+        path = "/sse" if kind == "sse" else "/mcp"
+        yield f"http://127.0.0.1:{port_file.read_text()}{path}"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    yield from serve_over_http(tmp_path, "http")
+
+
+@pytest.fixture
+def sse_server(tmp_path: Path) -> Iterator[str]:
+    yield from serve_over_http(tmp_path, "sse")
 
 
 async def mcp_call(client: GatewayClient, tool: str, **args: Any) -> Any:
@@ -486,3 +497,22 @@ def test_validate_warns_about_mcp_steps_without_a_gateway(data_dir: Path, tmp_pa
     refused = run_cli(["workflow", "validate", str(typo)], data_dir)
     assert refused.returncode == 1
     assert "unknown tool 'nots.search'" in refused.stderr
+
+
+async def test_an_sse_server_works_too(data_dir: Path, sse_server: str) -> None:
+    server = {"url": sse_server, "transport": "sse"}
+    async with in_process_gateway(data_dir, **settings_with(None, {"notes": server})) as gw:
+        client = await gw.client()
+        listed = await mcp_list(client, start=True)
+        assert (listed.servers[0].transport, listed.servers[0].state) == ("sse", "ready")
+        found = await mcp_call(client, "notes.search", query="eggs")
+        assert found["text"] == "groceries: milk, eggs"
+
+
+def test_policy_entries_exact_then_longest_pattern() -> None:
+    policy = {"ha.*": "ask", "ha.alarm_*": "deny", "ha.alarm_status": "auto", "*": "auto"}
+    assert configured(policy, "ha.alarm_status") == "auto"
+    assert configured(policy, "ha.alarm_off") == "deny"
+    assert configured(policy, "ha.lights") == "ask"
+    assert configured(policy, "notes.search") == "auto"
+    assert configured({"ha.*": "ask"}, "hax.lights") is None

@@ -445,9 +445,11 @@ class Hearth:
         await self.heartbeat.stop()
         await self.telegram.stop()
         await self.chat.stop()
-        await self.mcp.stop()
         await self.scheduler.stop()
         await self.workflows.stop()
+        # After the services that call tools: a step running now ends as "interrupted" (and is
+        # resumed by the next start), not failed by a server that went away under it.
+        await self.mcp.stop()
         await self.catalog.stop()
         await self.models.aclose()
         for retired in self._retired_models:

@@ -1,8 +1,9 @@
 """A small MCP server for the tests, written with the official SDK (`MCPServer`, once FastMCP).
 
 Run as `python -m tests.support.mcp_server stdio` (a subprocess the gateway starts) or
-`python -m tests.support.mcp_server http PORTFILE` (streamable HTTP on a loopback port the
-OS picks; the port is written to PORTFILE once the server listens). Its tools cover what an
+`python -m tests.support.mcp_server http|sse PORTFILE` (streamable HTTP at /mcp, or the older
+SSE transport at /sse, on a loopback port the OS picks; the port is written to PORTFILE once
+the server listens). Its tools cover what an
 MCP host must handle: a read-only tool, a tool with side effects, a tool that kills the
 server mid-call, a tool that adds another tool and announces it (`tools/list_changed`), an
 image result and an oversized result.
@@ -85,11 +86,11 @@ def build() -> MCPServer:
     return server
 
 
-async def serve_http(port_file: Path) -> None:
+async def serve_http(port_file: Path, kind: str) -> None:
     import uvicorn
 
     server = build()
-    app = server.streamable_http_app()
+    app = server.sse_app() if kind == "sse" else server.streamable_http_app()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -109,7 +110,7 @@ def main() -> None:
     if kind == "stdio":
         build().run("stdio")
     else:
-        asyncio.run(serve_http(Path(sys.argv[2])))
+        asyncio.run(serve_http(Path(sys.argv[2]), kind))
 
 
 if __name__ == "__main__":
