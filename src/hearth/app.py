@@ -34,7 +34,6 @@ from hearth.datadir import (
     write_runtime,
 )
 from hearth.events import EventBus, LocalEventBus
-from hearth.events_pg import PostgresEventBus
 from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
@@ -145,11 +144,12 @@ class Hearth:
         ensure_token(settings.token_path)
         limits = settings.limits
         node_id = settings.node_id or make_node_id()
-        self.bus: EventBus = (
-            PostgresEventBus(settings.resolved_database_url(), node_id)
-            if self.db.backend == "postgresql"
-            else LocalEventBus()
-        )
+        self.bus: EventBus = LocalEventBus()
+        if self.db.backend == "postgresql":
+            # Imported here: asyncpg and its dialect cost ~5 MB a SQLite gateway never uses.
+            from hearth.events_pg import PostgresEventBus
+
+            self.bus = PostgresEventBus(settings.resolved_database_url(), node_id)
         self.notifications = NotificationRepository(
             self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max
         )
