@@ -46,6 +46,7 @@ from hearth.gateway.handlers import (
     core,
     heartbeat,
     schedules,
+    subscriptions,
     telegram,
     workflows,
 )
@@ -276,7 +277,17 @@ class Hearth:
             notifications=self.notifications,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
+        for module in (
+            core,
+            workflows,
+            approvals,
+            schedules,
+            chat,
+            heartbeat,
+            config,
+            telegram,
+            subscriptions,
+        ):
             self.router.include(module)
         self.router.include(notification_handlers)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketState
 
+from hearth.events import current_origin
 from hearth.gateway.connection import Connection, encode
 from hearth.gateway.dispatch import HandlerContext, Router
 from hearth.gateway.frames import invalid_message, request_id_of
@@ -26,6 +27,7 @@ from hearth.protocol import (
     Hello,
     HelloOk,
     ServerInfo,
+    ServerMessage,
     parse_client,
 )
 from hearth.store.audit import Answerer, current_answerer
@@ -70,6 +72,15 @@ def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     return origin.lower().rstrip("/") in own or origin in allowed
 
 
+def own_ids(connection: Connection, reply: ServerMessage) -> None:
+    """A reply naming a chat request or an execution (trigger, approval, cancel) makes its
+    later events this connection's, wherever they are published from."""
+    request_id = getattr(reply, "request_id", None)
+    execution_id = getattr(reply, "execution_id", None)
+    if request_id is not None or execution_id is not None:
+        connection.interest.own(request_id, execution_id)
+
+
 class WebSocketEndpoint:
     def __init__(self, state: GatewayState, router: Router, server_name: str = "hearth") -> None:
         self.state = state
@@ -89,6 +100,7 @@ class WebSocketEndpoint:
             "c-" + secrets.token_hex(6),
             remote,
             self.state.settings.limits.outbound_queue,
+            self.state.settings.limits.stall_timeout_s,
         )
         connection.metrics = self.state.metrics
         connection_id_var.set(connection.id)
@@ -180,10 +192,13 @@ class WebSocketEndpoint:
                 await asyncio.wait(tasks, timeout=5)
 
     async def _handle(self, connection: Connection, message: ClientMessage) -> None:
-        # Whatever this request answers (an approval) is recorded as answered by this peer.
+        # Whatever this request answers (an approval) is recorded as answered by this peer,
+        # and the events it causes (even before the reply names their ids) are its own.
         current_answerer.set(answerer_of(connection))
+        current_origin.set(connection.id)
         started = time.perf_counter()
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
+        own_ids(connection, reply)
         connection.send(reply)
         self.state.metrics.request_seconds.observe(message.type, time.perf_counter() - started)
 
