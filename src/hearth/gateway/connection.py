@@ -9,6 +9,11 @@ replaced by the newer one instead of queueing both, so a watcher of a busy sched
 latest state of each schedule at the pace it reads. Only a client that stops reading is closed
 (4008): its queue of other frames fills, or one write stays blocked for `stall_timeout_s`.
 `seq` is stamped when a frame is written, so coalescing never leaves gaps.
+
+When nothing is queued and the socket can take more (`GatewayWebSocketProtocol.can_write`), a
+frame is written at once by whoever sends it, with no hop through the writer task; the writer
+only drains what queued up while the transport was above its high-water mark, several frames per
+`transport.write`.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from hearth.gateway.subscriptions import (
     EventSubscription,
     OutgoingEvent,
 )
+from hearth.gateway.wsprotocol import GatewayWebSocketProtocol
 from hearth.metrics import Metrics
 from hearth.protocol import ClientInfo, CloseCode, Error, ServerMessage
 from hearth.protocol.messages.subscriptions import SubscriptionFilter
 
 log = logging.getLogger("hearth.gateway.connection")
 
+#: Frames the writer joins into one `transport.write` at most.
+WRITE_BATCH = 64
 #: Queued coalescable events (one per distinct execution or schedule) may exceed the frame
 #: limit by this factor before the connection counts as stuck; a memory bound, no more.
 COALESCED_FACTOR = 16
@@ -111,12 +119,28 @@ class Connection:
         self.coalesced = 0
         #: Frame and error counts go here; the endpoint sets it.
         self.metrics: Metrics | None = None
+        #: The protocol object for direct writes, once the endpoint has attached to it.
+        self.wire: GatewayWebSocketProtocol | None = None
 
     def send(self, message: ServerMessage) -> bool:
         """Queue a reply; False when the connection is gone or was dropped for being slow."""
         if self.metrics is not None and isinstance(message, Error):
             self.metrics.errors.labels(message.code).inc()
         return self._push(_Out(encode(message), False))
+
+    def _write_now(self, item: _Out) -> bool:
+        """Write `item` at once if nothing waits before it and the socket takes it."""
+        wire = self.wire
+        if self._out or self._blocked or wire is None or not wire.can_write:
+            return False
+        if item.event:
+            self._seq += 1
+            wire.write_texts([with_seq(item.text, self._seq)])
+        else:
+            wire.write_texts([item.text])
+        if self.metrics is not None:
+            self.metrics.frame_out()
+        return True
 
     def send_event(self, message: ServerMessage) -> bool:
         """Queue one event for this connection alone (the fanout uses `push_event`)."""
@@ -139,6 +163,8 @@ class Connection:
                     self.metrics.event_dropped("coalesced")
                 return True
             item = _Out(event.body, True, key, event.message)
+            if self._write_now(item):
+                return True
             if len(self._out) >= self._limit * COALESCED_FACTOR:
                 return self._stuck()
             self._latest[key] = item
@@ -150,6 +176,8 @@ class Connection:
     def _push(self, item: _Out) -> bool:
         if self.closed.is_set():
             return False
+        if self._write_now(item):
+            return True
         if self._frames >= self._limit:
             return self._stuck()
         self._frames += 1
@@ -197,6 +225,11 @@ class Connection:
         """Drain the queue to the socket until closed (or drained after `close`)."""
         loop = asyncio.get_running_loop()
         while not self.closed.is_set():
+            wire = self.wire
+            if wire is not None and self._out:
+                if not await self._drain_direct(wire):
+                    return
+                continue
             if not self._out:
                 if self._draining:
                     return
@@ -219,6 +252,29 @@ class Connection:
                 self._blocked = False
             if self.metrics is not None:
                 self.metrics.frame_out()
+
+    async def _drain_direct(self, wire: GatewayWebSocketProtocol) -> bool:
+        """Write queued frames in batches once the transport takes them; False when done."""
+        if not wire.writable.is_set():
+            self._blocked = True
+            try:
+                async with asyncio.timeout(self._stall):
+                    await wire.writable.wait()
+            except TimeoutError:
+                log.warning("client read nothing for %.0f s; disconnecting", self._stall)
+                self.abort(CloseCode.SLOW_CONSUMER)
+                return False
+            finally:
+                self._blocked = False
+            if self.closed.is_set():
+                return False
+        if not wire.can_write:
+            return False  # closing or gone: nothing more will be written
+        batch = [self._next_frame() for _ in range(min(len(self._out), WRITE_BATCH))]
+        wire.write_texts(batch)
+        if self.metrics is not None:
+            self.metrics.frame_out(len(batch))
+        return True
 
     async def close(self, code: int, writer: asyncio.Task[None], reason: str = "") -> None:
         """Let the writer send what is queued (bounded in time), then close with `code`."""

@@ -22,7 +22,7 @@ def _known() -> frozenset[str]:
 
 
 @handles(Subscribe)
-async def subscribe(message: Subscribe, ctx: HandlerContext) -> Subscribed:
+def subscribe(message: Subscribe, ctx: HandlerContext) -> Subscribed:
     known = _known()
     for n, topic in enumerate(message.topics):
         if topic not in known:
@@ -44,6 +44,6 @@ async def subscribe(message: Subscribe, ctx: HandlerContext) -> Subscribed:
 
 
 @handles(Unsubscribe)
-async def unsubscribe(message: Unsubscribe, ctx: HandlerContext) -> Unsubscribed:
+def unsubscribe(message: Unsubscribe, ctx: HandlerContext) -> Unsubscribed:
     removed = ctx.state.connections.unsubscribe(ctx.connection, message.subscription_id)
     return Unsubscribed(id=message.id, subscription_id=message.subscription_id, removed=removed)
