@@ -46,6 +46,7 @@ from hearth.gateway.handlers import (
     heartbeat,
     mcp,
     schedules,
+    subscriptions,
     telegram,
     workflows,
 )
@@ -293,6 +294,7 @@ class Hearth:
             config,
             telegram,
             mcp,
+            subscriptions,
         ):
             self.router.include(module)
         self.router.include(notification_handlers)
