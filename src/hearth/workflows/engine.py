@@ -34,7 +34,8 @@ from hearth.metrics import Metrics
 from hearth.models import ModelCallError, ModelFactory, ModelNotConfiguredError, run_model
 from hearth.store import Database
 from hearth.store.approvals import ApprovalRepository
-from hearth.store.executions import PAUSED, RUNNING, ExecutionRepository, PinnedSource, ex
+from hearth.store.execution_backends import execution_repository
+from hearth.store.executions import PAUSED, RUNNING, PinnedSource, ex
 from hearth.store.records import ApprovalRecord, ExecutionRecord, StepRunRecord
 from hearth.tools import (
     ToolArgumentsError,
@@ -125,7 +126,7 @@ class WorkflowEngine:
         self.workspace = workspace
         self.config = config
         self.node = config.node_id
-        self.executions = ExecutionRepository(db)
+        self.executions = execution_repository(db)
         self.approvals = ApprovalRepository()
         self.expressions = Expressions()
         self._tasks: dict[str, asyncio.Task[None]] = {}
