@@ -7,12 +7,11 @@ presumed dead) finds its write refused and stops, instead of racing the node tha
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-
-import sqlite3
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -214,7 +214,8 @@ class PgWriter:
             rows = [batch[index].row for index in indexes]
             columns: list[list[Any]] = [[] for _ in range(statement.width)]
             for row in rows:
-                assert row is not None and len(row) == statement.width
+                assert row is not None
+                assert len(row) == statement.width
                 for column, value in zip(columns, row, strict=True):
                     column.append(value)
             found = await conn.fetch(statement.sql, list(range(len(indexes))), *columns)
