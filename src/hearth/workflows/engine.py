@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from hearth.store.approvals import ApprovalRepository
 from hearth.store.execution_backends import execution_repository
 from hearth.store.executions import PAUSED, RUNNING, PinnedSource, ex
 from hearth.store.records import ApprovalRecord, ExecutionRecord, StepRunRecord
+from hearth.supervised import SupervisedLoop
 from hearth.tools import (
     ToolArgumentsError,
     ToolContext,
@@ -139,19 +139,35 @@ class WorkflowEngine:
         self._definitions: dict[tuple[str, str], WorkflowDef] = {}
         #: What a runner knows after its own last commit, so a step needs no read-back.
         self._state: dict[str, tuple[ExecutionRecord, list[StepRunRecord]]] = {}
+        #: Timer resumes in flight (`_wake`), cancelled on stop.
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
-        #: Monotonic time of the last recovery pass that completed (`/readyz` checks it).
-        self.last_recovery: float | None = None
+        self._recovery = SupervisedLoop(
+            "workflow recovery",
+            self._recovery_pass,
+            interval_s=config.recovery_interval_s,
+            initial_delay_s=config.recovery_interval_s,
+            log=log,
+        )
+        self._leases = SupervisedLoop(
+            "workflow lease renewal",
+            self._renew_leases,
+            interval_s=max(config.lease.total_seconds() / 3, 0.2),
+            initial_delay_s=max(config.lease.total_seconds() / 3, 0.2),
+            log=log,
+        )
+
+    @property
+    def last_recovery(self) -> float | None:
+        """Monotonic time of the last recovery pass that completed (`/readyz` checks it)."""
+        return self._recovery.last_ok
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.recover_once()
-        self._background = [
-            asyncio.create_task(self._recovery_loop(), name="workflow-recovery"),
-            asyncio.create_task(self._lease_loop(), name="workflow-leases"),
-        ]
+        await self.recover_once()  # before serving; a database that fails here fails start-up
+        self._recovery.start()
+        self._leases.start()
 
     async def stop(self) -> None:
         """Stop runners without finishing their executions: they resume on the next start."""
@@ -159,6 +175,8 @@ class WorkflowEngine:
         for handle in set(self._scheduled.values()):
             handle.cancel()  # committed as running: the next start resumes them
         self._scheduled.clear()
+        await self._recovery.stop()
+        await self._leases.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -185,15 +203,8 @@ class WorkflowEngine:
         task = asyncio.create_task(self._drive(execution_id), name=f"workflow-{execution_id}")
         self._tasks[execution_id] = task
 
-    async def _recovery_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.recovery_interval_s)
-            try:
-                await self.recover_once()
-            except Exception:
-                log.exception("workflow recovery pass failed; retrying")
-            else:
-                self.last_recovery = time.monotonic()
+    async def _recovery_pass(self) -> None:
+        await self.recover_once()
 
     async def recover_once(self) -> None:
         """Resume executions nobody drives: orphaned running ones and waits that are due."""
@@ -230,29 +241,23 @@ class WorkflowEngine:
             )
             return result.rowcount == 1
 
-    async def _lease_loop(self) -> None:
-        interval = max(self.config.lease.total_seconds() / 3, 0.2)
-        while True:
-            await asyncio.sleep(interval)
-            ids = list(self._tasks)
-            if not ids:
+    async def _renew_leases(self) -> None:
+        """Extend the leases of the executions this node runs; stop runners that lost theirs."""
+        ids = list(self._tasks)
+        if not ids:
+            return
+        held = await self.executions.renew_leases(self.node, ids, self._lease_until(_now()))
+        for execution_id in ids:
+            task = self._tasks.get(execution_id)
+            if task is None or execution_id not in held:
                 continue
-            try:
-                held = await self.executions.renew_leases(self.node, ids, self._lease_until(_now()))
-            except Exception:
-                log.exception("could not renew workflow leases")
-                continue
-            for execution_id in ids:
-                task = self._tasks.get(execution_id)
-                if task is None or execution_id not in held:
-                    continue
-                owned, cancel = held[execution_id]
-                if not owned:
-                    log.warning("lost ownership of execution %s; stopping its runner", execution_id)
-                    task.cancel()
-                elif cancel:
-                    self._cancel_wanted.add(execution_id)
-                    task.cancel()
+            owned, cancel = held[execution_id]
+            if not owned:
+                log.warning("lost ownership of execution %s; stopping its runner", execution_id)
+                task.cancel()
+            elif cancel:
+                self._cancel_wanted.add(execution_id)
+                task.cancel()
 
     # -- requests ---------------------------------------------------------------------------
 
