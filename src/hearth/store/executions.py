@@ -334,6 +334,26 @@ class ExecutionRepository:
             )
             return result.rowcount == 1
 
+    async def claim_exclusive(self, execution_id: str, node: str, lease_until: datetime) -> bool:
+        """Take a running execution whatever its owner: the one process of a SQLite gateway
+        owns every execution a crash left running."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                workflow_executions.update()
+                .where(ex.id == execution_id, ex.status == RUNNING)
+                .values(owner_node=node, lease_expires_at=lease_until)
+            )
+            return result.rowcount == 1
+
+    async def resume_due_wait(
+        self, execution_id: str, node: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Paused on a timer that is due → running under `node`; False if another got it."""
+        async with self.db.begin() as conn:
+            return await self.resume_paused(
+                conn, execution_id, node, "timer", now, lease_until, extra=[ex.wake_at <= now]
+            )
+
     async def resume_paused(
         self,
         conn: AsyncConnection,
