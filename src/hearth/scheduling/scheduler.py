@@ -204,6 +204,7 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
 
     # -- the loop ---------------------------------------------------------------------------
 

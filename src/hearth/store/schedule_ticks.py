@@ -132,6 +132,9 @@ class TickStore(Protocol):
     async def prune(self, schedule_ids: list[str], before: datetime, keep: int) -> None:
         """Drop each schedule's runs older than `before` and beyond its newest `keep`."""
 
+    async def close(self) -> None:
+        """Release connections of its own (the database itself is closed by its owner)."""
+
 
 __all__ = [
     "ClaimedBatch",

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hearth.store.database import Database
 from hearth.store.executions import ExecutionRepository
@@ -140,17 +141,36 @@ class SqlTickStore:
     #: thousand due ticks in a few transactions.
     claim_limit = 250
 
-    def __init__(self, db: Database, executions: ExecutionRepository) -> None:
+    def __init__(
+        self,
+        db: Database,
+        executions: ExecutionRepository,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        """`engine`: connections of the scheduler's own. At a thousand ticks a second the
+        executions it starts keep the shared pool busy, and a claiming pass queued behind
+        hundreds of their transitions would start the next second's ticks late."""
         self.db = db
         self.executions = executions
+        self._engine = engine
         self._finishing: list[_Finish] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.db.begin() if self._engine is None else self._engine.begin()
+
+    def _connect(self) -> AsyncConnection:
+        return self.db.connect() if self._engine is None else self._engine.connect()
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
 
     # -- claiming ---------------------------------------------------------------------------
 
     async def claim_due(self, until: datetime, limit: int, decide: Decide[W]) -> ClaimedBatch[W]:
         try:
-            async with self.db.begin() as conn:
+            async with self._begin() as conn:
                 due, claimed = await self._claim_in(conn, _due_query(until, limit), decide)
                 earliest = (await conn.execute(earliest_query())).scalar()
             return ClaimedBatch(len(due), claimed, earliest)
@@ -158,7 +178,7 @@ class SqlTickStore:
             log.warning("a claiming pass failed; claiming its rows one by one", exc_info=True)
         # Something about one schedule broke a write: redo the rows one transaction each, so
         # that only that schedule is left out (the scheduler logs it and retries later).
-        async with self.db.connect() as conn:
+        async with self._connect() as conn:
             ids: list[str] = list(
                 (
                     await conn.execute(
@@ -172,14 +192,14 @@ class SqlTickStore:
         batch: ClaimedBatch[W] = ClaimedBatch(len(ids), [], None)
         for schedule_id in ids:
             try:
-                async with self.db.begin() as conn:
+                async with self._begin() as conn:
                     _, one = await self._claim_in(
                         conn, _due_query(until, 1).where(sc.id == schedule_id), decide
                     )
                 batch.claimed.extend(one)
             except Exception:
                 log.exception("schedule %s could not be claimed", schedule_id)
-                async with self.db.connect() as conn:
+                async with self._connect() as conn:
                     row = (
                         await conn.execute(schedules.select().where(sc.id == schedule_id))
                     ).first()
@@ -229,7 +249,7 @@ class SqlTickStore:
 
     async def claim_one(self, tick: OneTick, *, claim: bool = True) -> bool:
         write = tick.write
-        async with self.db.begin() as conn:
+        async with self._begin() as conn:
             if claim:
                 result = await conn.execute(
                     _claim_statement(tuple(write.values)),
@@ -284,7 +304,7 @@ class SqlTickStore:
             batch = self._finishing[:FINISH_BATCH]
             del self._finishing[:FINISH_BATCH]
             try:
-                async with self.db.begin() as conn:
+                async with self._begin() as conn:
                     outcomes = await self._finish_in(conn, batch)
             except Exception as exc:
                 if len(batch) == 1:
@@ -293,7 +313,7 @@ class SqlTickStore:
                 # One bad result must not lose the others: each again on its own.
                 for item in batch:
                     try:
-                        async with self.db.begin() as conn:
+                        async with self._begin() as conn:
                             (outcome,) = await self._finish_in(conn, [item])
                     except Exception as error:
                         _deliver(item.future, error=error)
@@ -350,12 +370,12 @@ class SqlTickStore:
     # -- housekeeping -----------------------------------------------------------------------
 
     async def earliest_next_run(self) -> datetime | None:
-        async with self.db.connect() as conn:
+        async with self._connect() as conn:
             value: datetime | None = (await conn.execute(earliest_query())).scalar()
         return value
 
     async def stale_running_runs(self, limit: int = 100) -> list[tuple[str, str]]:
-        async with self.db.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(
                 sa.select(rc.execution_id, ex.status)
                 .join(workflow_executions, ex.id == rc.execution_id)
@@ -366,7 +386,7 @@ class SqlTickStore:
 
     async def prune(self, schedule_ids: list[str], before: datetime, keep: int) -> None:
         for schedule_id in schedule_ids:
-            async with self.db.begin() as conn:
+            async with self._begin() as conn:
                 await conn.execute(
                     schedule_runs.delete().where(
                         rc.schedule_id == schedule_id, rc.scheduled_for < before

@@ -286,6 +286,9 @@ class SqliteTickStore:
 
     # -- housekeeping -----------------------------------------------------------------------
 
+    async def close(self) -> None:
+        await self._sql.close()
+
     async def earliest_next_run(self) -> datetime | None:
         return await self._sql.earliest_next_run()
 
