@@ -264,7 +264,7 @@ class Scheduler:
             fired, handled = await self._handle_each(list(others.values()), now)
             claimed += fired
             progress = len(batch.claimed) + handled
-            if batch.due < limit or progress == 0 or now is not None:
+            if batch.due < limit or progress == 0:
                 earliest = batch.earliest
                 if others:
                     earliest = await self.store.earliest_next_run()
