@@ -66,7 +66,10 @@ from common import Child
 
 WORKFLOW_ID = "noop"
 WORKFLOW_YAML = "name: Does nothing\nsteps:\n  - {id: noop, action: noop}\n"
-DEFAULT_SCHEDULES = 100_000  # scenario 1
+DEFAULT_SCHEDULES = 100_000  # scenario 1: the count the targets are judged at
+DEFAULT_HOLD_COUNTS = [10_000, 100_000]  # scenario 1 (1 000 000 with --million)
+#: APScheduler in memory has to add every job again at start-up (about 30 s for 100 000).
+MEMORY_HOLD_MAX = 100_000
 DEFAULT_FIRE_SCHEDULES = 1_000  # scenario 2
 DEFAULT_SECONDS = 30  # scenario 2: measured window
 DEFAULT_WARMUP = 2  # scenario 2: ticks before the window, not measured
@@ -200,6 +203,85 @@ async def _aps_fire(jobs: int, anchor: float, until: float, out: Path) -> None:
     common.write_json_atomic(
         out, {"executed": executed, "missed": missed, "errors": errors, "overlapped": overlapped}
     )
+
+
+APS_TABLE = "apscheduler_jobs"
+
+
+def aps_prepare_store(jobs: int, path: Path) -> float:
+    """Write `jobs` cron jobs into a SQLAlchemyJobStore on SQLite, as APScheduler stores them.
+
+    Rows are written directly (the pickled job state the store itself writes, one state per
+    distinct expression with its own id), because adding a million jobs one by one through
+    `add_job` would take far longer than the measurement; a restart reads them the same way.
+    Returns seconds taken.
+    """
+    import pickle
+
+    from apscheduler.job import Job  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
+
+    begun = time.perf_counter()
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    store = SQLAlchemyJobStore(url=f"sqlite:///{path}", tablename=APS_TABLE)
+    store.start(scheduler, "default")
+    now = datetime.now(UTC)
+    states: dict[str, tuple[dict[str, Any], float]] = {}
+    with store.engine.begin() as conn:
+        chunk: list[dict[str, Any]] = []
+        for index in range(jobs):
+            expression = cron_for(index)
+            if expression not in states:
+                trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+                first = trigger.get_next_fire_time(None, now)
+                job = Job(
+                    scheduler,
+                    id="template",
+                    func=_aps_call_time,
+                    trigger=trigger,
+                    executor="default",
+                    args=(),
+                    kwargs={},
+                    name="job",
+                    misfire_grace_time=1,
+                    coalesce=True,
+                    max_instances=1,
+                    next_run_time=first,
+                )
+                states[expression] = (job.__getstate__(), first.timestamp())
+            state, at = states[expression]
+            job_id = f"s{index}"
+            chunk.append(
+                {
+                    "id": job_id,
+                    "next_run_time": at,
+                    "job_state": pickle.dumps({**state, "id": job_id}, store.pickle_protocol),
+                }
+            )
+            if len(chunk) >= INSERT_CHUNK:
+                conn.execute(store.jobs_t.insert(), chunk)
+                chunk = []
+        if chunk:
+            conn.execute(store.jobs_t.insert(), chunk)
+    store.shutdown()
+    return time.perf_counter() - begun
+
+
+async def _aps_restart(path: Path, ready_file: Path) -> None:
+    """Start an AsyncIOScheduler on an existing SQLAlchemyJobStore; ready once it runs."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+
+    stopped = common.stop_signal()
+    store = SQLAlchemyJobStore(url=f"sqlite:///{path}", tablename=APS_TABLE)
+    scheduler = AsyncIOScheduler(timezone=UTC, jobstores={"default": store})
+    scheduler.start()
+    await asyncio.sleep(0)  # its first wake-up: due jobs looked up, the next wake-up planned
+    common.write_json_atomic(ready_file, {"rss": _own_rss()})
+    await stopped
+    scheduler.shutdown(wait=False)
 
 
 # --------------------------------------------------------------------------- Hearth's data
@@ -478,6 +560,28 @@ async def hold_apscheduler(workdir: Path, count: int, settle: float) -> HoldResu
         "rss_before_add_mb": data["rss_before_add"] / MB,
         "rss_after_add_mb": data["rss_after_add"] / MB,
     }
+    return result
+
+
+async def hold_apscheduler_persisted(workdir: Path, count: int, settle: float) -> HoldResult:
+    """APScheduler restarted on a SQLAlchemyJobStore (SQLite) already holding `count` jobs."""
+    path = workdir / f"aps-jobs-{count}.sqlite"
+    ready_file = workdir / f"aps-restart-{count}.json"
+    prepare_s = await asyncio.to_thread(aps_prepare_store, count, path)
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        args = common.script(
+            __file__, "--aps-restart", "--aps-db", str(path), "--aps-file", str(ready_file)
+        )
+        child = common.spawn(f"apscheduler-restart-{count}", args, workdir, started)
+        result = await _hold(
+            child,
+            lambda: wait_file(child, ready_file, START_TIMEOUT_S),
+            settle,
+            "apscheduler+sqlite",
+            count,
+        )
+    result.extra = {"prepare_s": prepare_s}
+    path.unlink(missing_ok=True)
     return result
 
 
@@ -843,29 +947,35 @@ def summarize(
 ) -> dict[str, Any]:
     """The figures, the ratios and the targets of the issue, as data (printed as text or JSON)."""
     targets: dict[str, Any] = {}
-    ratios: dict[str, float] = {}
-    hearth_hold = next((r for r in hold if r.system == "hearth" and r.schedules > 0), None)
+    ratios: dict[str, Any] = {}
     empty = next((r for r in hold if r.system == "hearth" and r.schedules == 0), None)
-    aps_hold = next((r for r in hold if r.system == "apscheduler"), None)
-    if hearth_hold is not None:
-        targets["ready_s"] = {
-            "target": TARGET_READY_S,
-            "value": hearth_hold.ready_s,
-            "met": hearth_hold.ready_s <= TARGET_READY_S,
-        }
-    if hearth_hold is not None and aps_hold is not None:
-        ratios["ready_hearth_over_apscheduler"] = hearth_hold.ready_s / aps_hold.ready_s
-        ratios["rss_peak_hearth_over_apscheduler"] = hearth_hold.rss_peak_mb / aps_hold.rss_peak_mb
-        targets["rss_peak_fraction"] = {
-            "target": TARGET_RSS_FRACTION,
-            "value": ratios["rss_peak_hearth_over_apscheduler"],
-            "met": ratios["rss_peak_hearth_over_apscheduler"] <= TARGET_RSS_FRACTION,
-        }
+    held: dict[str, dict[str, float]] = {}
+    for hearth_hold in (r for r in hold if r.system == "hearth" and r.schedules > 0):
+        count = hearth_hold.schedules
+        same = {r.system: r for r in hold if r.schedules == count}
+        row: dict[str, float] = {}
+        for system, label in (("apscheduler+sqlite", "sqlite"), ("apscheduler", "memory")):
+            other = same.get(system)
+            if other is not None:
+                row[f"ready_over_aps_{label}"] = hearth_hold.ready_s / other.ready_s
+                row[f"rss_peak_over_aps_{label}"] = hearth_hold.rss_peak_mb / other.rss_peak_mb
         if empty is not None:
-            hearth_growth = hearth_hold.rss_peak_mb - empty.rss_peak_mb
-            aps_growth = aps_hold.extra["rss_after_add_mb"] - aps_hold.extra["rss_before_add_mb"]
-            ratios["rss_growth_hearth_mb"] = hearth_growth
-            ratios["rss_growth_apscheduler_mb"] = aps_growth
+            row["rss_growth_hearth_mb"] = hearth_hold.rss_peak_mb - empty.rss_peak_mb
+        held[str(count)] = row
+        if count == DEFAULT_SCHEDULES:
+            targets["ready_s"] = {
+                "target": TARGET_READY_S,
+                "value": hearth_hold.ready_s,
+                "met": hearth_hold.ready_s <= TARGET_READY_S,
+            }
+            if "rss_peak_over_aps_memory" in row:
+                targets["rss_peak_fraction"] = {
+                    "target": TARGET_RSS_FRACTION,
+                    "value": row["rss_peak_over_aps_memory"],
+                    "met": row["rss_peak_over_aps_memory"] <= TARGET_RSS_FRACTION,
+                }
+    if held:
+        ratios["hold"] = held
     hearth_fire = next((r for r in fire if r.system == "hearth"), None)
     aps_fire = next((r for r in fire if r.system == "apscheduler"), None)
     if hearth_fire is not None:
@@ -909,7 +1019,7 @@ def summarize(
             "nodes": args.nodes,
             "clients": args.clients,
             "client_topics": args.client_topics,
-            "schedules": args.schedules,
+            "hold_counts": args.hold_counts + ([1_000_000] if args.million else []),
             "fire_schedules": args.fire_schedules,
             "seconds": args.seconds,
             "warmup": args.warmup,
@@ -934,35 +1044,33 @@ def print_text(summary: dict[str, Any]) -> None:
         print()
         print("1. Holding schedules: spawn -> ready, memory (MB)")
         print(
-            f"{'system':<12} {'schedules':>9} {'ready s':>8} {'RSS@ready':>9} {'RSS end':>8} "
+            f"{'system':<19} {'schedules':>9} {'ready s':>8} {'RSS@ready':>9} {'RSS end':>8} "
             f"{'peak RSS':>8} {'CPU s':>6}  notes"
         )
         for r in summary["hold"]:
             extra = r["extra"]
             if r["system"] == "apscheduler":
-                note = (
-                    f"add {extra['add_s']:.1f} s, RSS {extra['rss_before_add_mb']:.0f} -> "
-                    f"{extra['rss_after_add_mb']:.0f} MB while adding"
-                )
+                note = f"in memory: add_job x{r['schedules']} took {extra['add_s']:.1f} s"
+            elif r["system"] == "apscheduler+sqlite":
+                note = f"restart on its job store (rows written in {extra['prepare_s']:.1f} s)"
             else:
                 note = f"rows written in {extra['prepare_s']:.1f} s before spawn"
             print(
-                f"{r['system']:<12} {r['schedules']:>9} {r['ready_s']:>8.2f} "
+                f"{r['system']:<19} {r['schedules']:>9} {r['ready_s']:>8.2f} "
                 f"{r['rss_ready_mb']:>9.0f} {r['rss_end_mb']:>8.0f} {r['rss_peak_mb']:>8.0f} "
                 f"{r['cpu_s']:>6.1f}  {note}"
             )
-        ratios = summary["ratios"]
-        if "ready_hearth_over_apscheduler" in ratios:
-            print(
-                f"ratio hearth/apscheduler: ready {ratios['ready_hearth_over_apscheduler']:.3f}x, "
-                f"peak RSS {ratios['rss_peak_hearth_over_apscheduler']:.3f}x"
-            )
-        if "rss_growth_hearth_mb" in ratios:
-            print(
-                f"memory for the schedules themselves: hearth +{ratios['rss_growth_hearth_mb']:.0f}"
-                f" MB (peak vs an empty gateway), apscheduler "
-                f"+{ratios['rss_growth_apscheduler_mb']:.0f} MB (while adding)"
-            )
+        for count, row in summary["ratios"].get("hold", {}).items():
+            parts = []
+            for label in ("sqlite", "memory"):
+                if f"ready_over_aps_{label}" in row:
+                    parts.append(
+                        f"vs APScheduler ({label}) ready {row[f'ready_over_aps_{label}']:.2f}x, "
+                        f"peak RSS {row[f'rss_peak_over_aps_{label}']:.2f}x"
+                    )
+            if "rss_growth_hearth_mb" in row:
+                parts.append(f"hearth +{row['rss_growth_hearth_mb']:.0f} MB over an empty gateway")
+            print(f"ratio hearth/apscheduler at {count}: " + "; ".join(parts))
     if summary["fire"]:
         print()
         first = summary["fire"][0]
@@ -1047,10 +1155,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.scenario in ("hold", "both"):
         print("  hold: empty gateway ...", file=sys.stderr, flush=True)
         hold.append(await hold_hearth(workdir, 0, args.settle))
-        print(f"  hold: gateway with {args.schedules} schedules ...", file=sys.stderr, flush=True)
-        hold.append(await hold_hearth(workdir, args.schedules, args.settle))
-        print(f"  hold: APScheduler with {args.schedules} jobs ...", file=sys.stderr, flush=True)
-        hold.append(await hold_apscheduler(workdir, args.schedules, args.settle))
+        counts = args.hold_counts + ([1_000_000] if args.million else [])
+        for count in counts:
+            print(f"  hold: gateway with {count} schedules ...", file=sys.stderr, flush=True)
+            hold.append(await hold_hearth(workdir, count, args.settle))
+            print(f"  hold: APScheduler+SQLite, {count} jobs ...", file=sys.stderr, flush=True)
+            hold.append(await hold_apscheduler_persisted(workdir, count, args.settle))
+            if count <= MEMORY_HOLD_MAX:
+                print(f"  hold: APScheduler in memory, {count} jobs ...", file=sys.stderr)
+                hold.append(await hold_apscheduler(workdir, count, args.settle))
     if args.scenario in ("fire", "both"):
         print(f"  fire: APScheduler, {args.seconds} s ...", file=sys.stderr, flush=True)
         fire.append(await fire_apscheduler(workdir, args.fire_schedules, args.seconds, args.warmup))
@@ -1081,7 +1194,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--scenario", choices=("hold", "fire", "both"), default="both")
     parser.add_argument(
-        "--schedules", type=int, default=DEFAULT_SCHEDULES, help="scenario 1 (default 100 000)"
+        "--schedules",
+        dest="hold_counts",
+        type=int,
+        nargs="+",
+        default=DEFAULT_HOLD_COUNTS,
+        help="scenario 1: schedule counts (default 10 000 and 100 000)",
+    )
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="scenario 1: also 1 000 000 schedules (opt-in: writing and starting take minutes)",
     )
     parser.add_argument(
         "--fire-schedules",
@@ -1141,8 +1264,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--aps-anchor", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--aps-until", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--aps-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--aps-restart", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--aps-db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0 or args.schedules <= 0 or args.fire_schedules <= 0:
+    if (
+        args.seconds <= 0
+        or args.warmup < 0
+        or min(args.hold_counts) <= 0
+        or args.fire_schedules <= 0
+    ):
         parser.error("--seconds, --schedules and --fire-schedules must be > 0, --warmup >= 0")
     if args.nodes < 1 or args.clients < 0:
         parser.error("--nodes must be >= 1 and --clients >= 0")
@@ -1155,6 +1285,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.aps_hold is not None:
         asyncio.run(_aps_hold(args.aps_hold, args.aps_file))
+        return 0
+    if args.aps_restart:
+        asyncio.run(_aps_restart(args.aps_db, args.aps_file))
         return 0
     if args.aps_fire is not None:
         asyncio.run(_aps_fire(args.aps_fire, args.aps_anchor, args.aps_until, args.aps_file))
