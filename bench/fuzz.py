@@ -1,0 +1,740 @@
+"""Protocol fuzz against a real gateway process: every request answered exactly once, no leak.
+
+What it sends (seeded, so a failure is reproduced with `--seed`): random JSON of every shape,
+valid messages of every family with one field mutated (wrong types, huge and deeply nested
+values, unicode with escaped lone surrogates, missing, duplicated and over-long ids, unknown
+types), binary frames, and frames exactly at the gateway's size limit. Frames over the limit and
+text frames that are not UTF-8 end their connection by design (1009, 1007), so each goes on a
+short-lived connection of its own and is checked for exactly that close.
+
+What it checks:
+
+- every frame on a kept connection gets exactly one reply (an error or a result) carrying the id
+  the gateway can read from it (none when the frame has no usable id); missing, duplicate and
+  unexpected replies are counted per id;
+- no kept connection closes unexpectedly and the gateway process stays alive;
+- the gateway's RSS before any load, after a warm-up, and at the end: growth after the warm-up
+  is the leak figure (target <= 10 MB over 100 000 frames).
+
+`--trace` runs the gateway under tracemalloc and prints the allocation sites that grew most
+between the warm-up and the end (diffed by traceback): how the growth of issue 18 was found.
+
+Run: `.venv/bin/python bench/fuzz.py [--frames N] [--connections C] [--seed S] [--json]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import random
+import signal
+import string
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import common
+
+MAX_FRAME_BYTES = 1024 * 1024  # the gateway's default `limits.max_frame_bytes`
+WINDOW = 32  # requests in flight per connection (the gateway runs up to 64 at once)
+REPLY_TIMEOUT_S = 60.0  # no reply for this long on a connection with requests open: stuck
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+TARGET_GROWTH_MB = 10.0
+#: A workflow the fuzzer may trigger: one quick tool step, so triggers do real work.
+FUZZ_WORKFLOW = """\
+name: Fuzz no-op
+inputs:
+  note:
+    type: string
+    default: ""
+steps:
+  - id: say
+    action: tool
+    tool: notify
+    args:
+      level: info
+      message: "fuzz {{ input.note | truncate(40) }}"
+"""
+WORKFLOW_ID = "fuzz-noop"
+
+#: Close codes that are the right answer to a frame over the limit or not UTF-8.
+OVERSIZE_CLOSE = 1009
+BAD_UTF8_CLOSE = 1007
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@dataclass
+class Frame:
+    """One frame to send and the id its single reply must carry (None: no usable id)."""
+
+    data: str | bytes
+    reply_id: str | None
+    kind: str
+
+
+class FrameMaker:
+    """Seeded frames of every kind; `reply_id` is what the gateway can read back from each."""
+
+    def __init__(self, rng: random.Random, max_frame: int) -> None:
+        self.rng = rng
+        self.max_frame = max_frame
+        self.counter = 0
+        self.recent_ids: list[str] = []
+        self.execution_ids: list[str] = ["e-unknown"]
+        self.schedule_ids: list[str] = ["s-unknown"]
+        self.session_ids: list[str] = ["sess-unknown"]
+
+    # -- ids and values
+
+    def new_id(self) -> str:
+        self.counter += 1
+        value = f"f{self.counter}"
+        self.recent_ids.append(value)
+        if len(self.recent_ids) > 64:
+            del self.recent_ids[:32]
+        return value
+
+    def text(self, n: int | None = None) -> str:
+        """Unicode of every plane: ASCII, accents, CJK, emoji, RTL, controls, NUL."""
+        rng = self.rng
+        n = rng.randint(0, 40) if n is None else n
+        pools = (
+            string.printable,
+            "éüßøñçåΩЖ",
+            "漢字かなカナ한글",
+            "😀🚀🧪👩‍💻🏳️‍🌈",
+            "\u202e\u200b\u200d\ufeff",
+            "\x00\x01\x1f\x7f",
+            '"\\/{}[]',
+        )
+        return "".join(rng.choice(rng.choice(pools)) for _ in range(n))
+
+    def scalar(self) -> Any:
+        rng = self.rng
+        return rng.choice(
+            [
+                None,
+                True,
+                False,
+                rng.randint(-(2**31), 2**31),
+                rng.randint(-(10**30), 10**30),
+                rng.random() * 10 ** rng.randint(-10, 300),
+                self.text(),
+                "",
+            ]
+        )
+
+    def value(self, depth: int = 0) -> Any:
+        rng = self.rng
+        roll = rng.random()
+        if depth > 3 or roll < 0.6:
+            return self.scalar()
+        if roll < 0.8:
+            return [self.value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {self.key(): self.value(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    def key(self) -> str:
+        """A random object key; never `id`, so random JSON has no id the gateway could read."""
+        key = self.text(self.rng.randint(0, 8))
+        return key if key != "id" else "id_"
+
+    def deep(self, depth: int) -> str:
+        kind = self.rng.choice(("[", '{"a":'))
+        close = "]" if kind == "[" else "}"
+        return kind * depth + "1" + close * depth
+
+    # -- valid messages of every family
+
+    def valid(self, msg_id: str) -> dict[str, Any]:
+        rng = self.rng
+        m: dict[str, Any]
+        kind = rng.choice(
+            (
+                "ping",
+                "gateway.status",
+                "workflow.list",
+                "workflow.trigger",
+                "workflow.trigger",
+                "workflow.execution.list",
+                "workflow.execution.get",
+                "workflow.cancel",
+                "workflow.approval",
+                "approval.list",
+                "schedule.list",
+                "schedule.create",
+                "schedule.runs",
+                "schedule.trigger",
+                "schedule.preview",
+                "schedule.update",
+                "schedule.delete",
+                "chat.send",
+                "chat.cancel",
+                "session.list",
+                "session.history",
+                "session.delete",
+                "usage.query",
+                "tool.approval.response",
+                "notification.list",
+                "heartbeat.status",
+                "heartbeat.alert.list",
+                "models.list",
+                "telegram.status",
+            )
+        )
+        m = {"type": kind, "id": msg_id}
+        if kind == "workflow.trigger":
+            m["workflowId"] = rng.choice((WORKFLOW_ID, WORKFLOW_ID, "no-such-workflow"))
+            m["input"] = {"note": self.text(10)}
+        elif kind == "workflow.execution.list":
+            m["limit"] = rng.randint(1, 20)
+        elif kind in ("workflow.execution.get", "workflow.cancel"):
+            m["executionId"] = rng.choice(self.execution_ids)
+        elif kind == "workflow.approval":
+            m.update(executionId=rng.choice(self.execution_ids), stepId="say", approved=True)
+        elif kind == "schedule.create":
+            m.update(name=f"fuzz {self.text(8)}", every="1h", workflowId=WORKFLOW_ID)
+            m["enabled"] = False
+        elif kind in ("schedule.runs", "schedule.trigger", "schedule.delete"):
+            m["scheduleId"] = rng.choice(self.schedule_ids)
+        elif kind == "schedule.update":
+            m.update(scheduleId=rng.choice(self.schedule_ids), name=f"fuzz {self.text(8)}")
+        elif kind == "schedule.preview":
+            m.update(cronExpression="*/5 * * * *", count=rng.randint(1, 20))
+        elif kind == "chat.send":
+            m["content"] = self.text(30) or "hello"
+        elif kind == "chat.cancel":
+            m["requestId"] = rng.choice(self.recent_ids or ["x"])
+        elif kind in ("session.history", "session.delete"):
+            m["sessionId"] = rng.choice(self.session_ids)
+        elif kind == "tool.approval.response":
+            m.update(toolCallId=self.text(5) or "t", approved=rng.random() < 0.5)
+        return m
+
+    # -- the mix
+
+    def frame(self) -> Frame:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.40:
+            msg_id = self.new_id()
+            return Frame(dumps(self.valid(msg_id), rng), msg_id, "valid")
+        if roll < 0.75:
+            return self.mutated()
+        if roll < 0.88:
+            return Frame(dumps(self.value(), rng), None, "random-json")
+        if roll < 0.93:
+            return Frame(self.garbage(), None, "not-json")
+        if roll < 0.985:
+            return Frame(rng.randbytes(rng.randint(0, 200)), None, "binary")
+        if roll < 0.9995:
+            return self.deep_frame()
+        return self.at_limit()
+
+    def garbage(self) -> str:
+        text = self.text(self.rng.randint(1, 60))
+        return text if text.strip()[:1] not in ("{", "[") else "x" + text
+
+    def mutated(self) -> Frame:
+        rng = self.rng
+        msg_id = self.new_id()
+        m = self.valid(msg_id)
+        how = rng.choice(
+            (
+                "wrong-type",
+                "huge-string",
+                "huge-array",
+                "unicode",
+                "lone-surrogate",
+                "missing-id",
+                "duplicate-id",
+                "id-wrong-type",
+                "id-too-long",
+                "unknown-type",
+                "missing-type",
+                "extra-field",
+                "null-field",
+            )
+        )
+        reply_id: str | None = msg_id
+        fields = [k for k in m if k not in ("type", "id")]
+        if how == "wrong-type":
+            target = rng.choice(fields or ["type"])
+            m[target] = rng.choice(([], {}, 1.5, -1, True, None, [self.value()], {"x": 1}))
+            if target == "type":
+                # A type that is not a string: the id is still read back.
+                pass
+        elif how == "huge-string":
+            m[rng.choice(fields or ["extra"])] = "x" * rng.randint(10_000, 200_000)
+        elif how == "huge-array":
+            m[rng.choice(fields or ["extra"])] = list(range(rng.randint(1_000, 50_000)))
+        elif how == "unicode":
+            m[rng.choice(fields or ["extra"])] = self.text(rng.randint(1, 500))
+        elif how == "lone-surrogate":
+            # Escaped in JSON (a raw one cannot be sent as UTF-8 at all).
+            target = rng.choice([*fields, "id"])
+            m[target] = "a" + chr(rng.randint(0xD800, 0xDFFF)) + "b"
+            if target == "id":
+                reply_id = None
+        elif how == "missing-id":
+            del m["id"]
+            reply_id = None
+        elif how == "duplicate-id" and self.recent_ids:
+            reply_id = m["id"] = rng.choice(self.recent_ids)
+        elif how == "id-wrong-type":
+            m["id"] = rng.choice((7, 1.5, None, True, [], {"id": "x"}))
+            reply_id = None
+        elif how == "id-too-long":
+            m["id"] = "i" * rng.randint(129, 5000)
+            reply_id = None
+        elif how == "unknown-type":
+            m["type"] = rng.choice(("nope", "workflow.nope", "", self.text(12), "hello.ok"))
+        elif how == "missing-type":
+            del m["type"]
+        elif how == "extra-field":
+            m[self.key() or "k"] = self.value()
+        elif how == "null-field":
+            m[rng.choice(fields or ["type"])] = None
+        return Frame(dumps(m, rng), reply_id, f"mutated:{how}")
+
+    def deep_frame(self) -> Frame:
+        """A value nested far deeper than any parser's default recursion limit allows."""
+        msg_id = self.new_id()
+        depth = self.rng.choice((50, 500, 5_000, 100_000))
+        head = dumps({"type": "ping", "id": msg_id}, self.rng)[:-1]
+        return Frame(f'{head},"extra":{self.deep(depth)}}}', msg_id, "deep")
+
+    def at_limit(self) -> Frame:
+        """A frame of exactly the size limit: it must be read and answered, not refused."""
+        msg_id = self.new_id()
+        head = f'{{"type":"ping","id":"{msg_id}","pad":"'
+        tail = '"}'
+        pad = self.max_frame - len(head) - len(tail)
+        return Frame(head + "y" * pad + tail, msg_id, "at-limit")
+
+    def closing(self) -> tuple[bytes | str, int, str]:
+        """A frame that ends its connection by design, and the close code that must follow."""
+        if self.rng.random() < 0.5:
+            size = self.max_frame + self.rng.choice((1, 1000, 500_000))
+            return '{"type":"ping","id":"big","pad":"' + "z" * size + '"}', OVERSIZE_CLOSE, "over"
+        return b'{"type":"ping","id":"\xff\xfe"}', BAD_UTF8_CLOSE, "bad-utf8"
+
+    def learn(self, reply: dict[str, Any]) -> None:
+        """Use ids from replies in later frames, so gets and deletes hit real rows too."""
+        for key, pool in (
+            ("executionId", self.execution_ids),
+            ("sessionId", self.session_ids),
+        ):
+            value = reply.get(key)
+            if isinstance(value, str) and value not in pool:
+                pool.append(value)
+                if len(pool) > 200:
+                    del pool[1:100]
+        schedule = reply.get("schedule")
+        if reply.get("type") == "schedule.created" and isinstance(schedule, dict):
+            value = schedule.get("id")
+            if isinstance(value, str):
+                self.schedule_ids.append(value)
+                if len(self.schedule_ids) > 200:
+                    del self.schedule_ids[1:100]
+
+
+def dumps(value: Any, rng: random.Random) -> str:
+    """JSON with non-ASCII sent raw or as escapes, as different clients do.
+
+    Lone surrogates can only travel escaped (`\\ud800`): raw, they are not UTF-8.
+    """
+    text = json.dumps(value, ensure_ascii=bool(rng.getrandbits(1)), separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    return text
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Tally:
+    frames: int = 0
+    replies: int = 0
+    events: int = 0
+    missing: int = 0
+    duplicate: int = 0
+    unexpected: int = 0
+    unexpected_closes: int = 0
+    closing_frames: int = 0
+    closing_wrong: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(text)
+
+
+class Session:
+    """One kept connection: sends frames with a window and matches every reply to a frame."""
+
+    def __init__(self, ws: Any, maker: FrameMaker, tally: Tally, name: str) -> None:
+        self.ws = ws
+        self.maker = maker
+        self.tally = tally
+        self.name = name
+        self.expected: Counter[str | None] = Counter()
+        self.received: Counter[str | None] = Counter()
+        self.open = 0
+        self.progress = asyncio.Event()
+        self.closed: str | None = None
+
+    async def reader(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                reply = json.loads(raw)
+                if "seq" in reply:
+                    self.tally.events += 1
+                    continue
+                self.tally.replies += 1
+                self.tally.codes[str(reply.get("code") or reply.get("type"))] += 1
+                self.received[reply.get("id")] += 1
+                self.open -= 1
+                self.maker.learn(reply)
+                self.progress.set()
+        except ConnectionClosed as exc:
+            self.closed = f"closed {exc.rcvd.code if exc.rcvd else 'without a close frame'}"
+        self.closed = self.closed or "closed"
+        self.progress.set()
+
+    async def send(self, frame: Frame) -> None:
+        while self.open >= WINDOW:
+            await self.wait_progress()
+        self.expected[frame.reply_id] += 1
+        self.open += 1
+        self.tally.frames += 1
+        self.tally.kinds[frame.kind] += 1
+        await self.ws.send(frame.data)
+
+    async def wait_progress(self) -> None:
+        if self.closed:
+            raise ConnectionError(f"{self.name} {self.closed} with {self.open} requests open")
+        self.progress.clear()
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            await self.progress.wait()
+
+    async def drain(self) -> None:
+        while self.open > 0:
+            await self.wait_progress()
+
+    def settle(self) -> None:
+        for key in set(self.expected) | set(self.received):
+            want, got = self.expected[key], self.received[key]
+            if got < want:
+                self.tally.missing += want - got
+                self.tally.problem(f"{self.name}: {want - got} missing replies to id {key!r}")
+            elif got > want and want > 0:
+                self.tally.duplicate += got - want
+                self.tally.problem(f"{self.name}: {got - want} extra replies to id {key!r}")
+            elif got > want:
+                self.tally.unexpected += got
+                self.tally.problem(f"{self.name}: {got} replies to id {key!r} never sent")
+
+
+async def connect(endpoint: common.Endpoint) -> Any:
+    return await common.open_session(
+        endpoint.url, endpoint.token, open_timeout=30, reply_timeout=30, close_timeout=10
+    )
+
+
+async def run_session(
+    endpoint: common.Endpoint, maker: FrameMaker, tally: Tally, name: str, count: int
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    ws = await connect(endpoint)
+    session = Session(ws, maker, tally, name)
+    reading = asyncio.create_task(session.reader())
+    try:
+        for _ in range(count):
+            await session.send(maker.frame())
+        await session.drain()
+    except (ConnectionError, OSError, ConnectionClosed) as exc:
+        tally.unexpected_closes += 1
+        tally.problem(f"{name}: {type(exc).__name__}: {exc}")
+    finally:
+        session.settle()
+        await ws.close()
+        await reading
+
+
+async def closing_frame(endpoint: common.Endpoint, maker: FrameMaker, tally: Tally) -> None:
+    """Send one frame that must end the connection with a known close code, and check it."""
+    from websockets.exceptions import ConnectionClosed
+
+    data, code, kind = maker.closing()
+    ws = await connect(endpoint)
+    tally.closing_frames += 1
+    tally.kinds[f"closing:{kind}"] += 1
+    got: int | None = None
+    try:
+        if isinstance(data, bytes):
+            # websockets refuses to send invalid UTF-8 as text; build the frame by hand.
+            from websockets.frames import Frame as WsFrame
+            from websockets.frames import Opcode
+
+            ws.protocol.send_frame(WsFrame(Opcode.TEXT, data))
+            ws.send_data()
+        else:
+            await ws.send(data)
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            async for raw in ws:
+                tally.problem(f"closing frame {kind} was answered: {str(raw)[:200]}")
+    except ConnectionClosed:
+        pass
+    except TimeoutError:
+        tally.problem(f"closing frame {kind}: no close within {REPLY_TIMEOUT_S:.0f} s")
+    rcvd = ws.protocol.close_rcvd
+    got = rcvd.code if rcvd is not None else None
+    if got != code:
+        tally.closing_wrong += 1
+        tally.problem(f"closing frame {kind}: closed with {got}, expected {code}")
+    await ws.close()
+
+
+async def phase(
+    endpoint: common.Endpoint,
+    maker: FrameMaker,
+    tally: Tally,
+    frames: int,
+    connections: int,
+    closing_every: int,
+    label: str,
+) -> None:
+    per = [frames // connections + (1 if i < frames % connections else 0) for i in range(connections)]
+    jobs = [
+        run_session(endpoint, maker, tally, f"{label}-c{i}", n) for i, n in enumerate(per) if n
+    ]
+    jobs += [closing_frame(endpoint, maker, tally) for _ in range(frames // closing_every)]
+    await asyncio.gather(*jobs)
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+def traced_gateway_main(data_dir: str) -> None:
+    """Child mode: `hearth serve` under tracemalloc; SIGUSR1 writes a snapshot after a GC."""
+    import tracemalloc
+
+    tracemalloc.start(25)
+    count = 0
+
+    def dump(_signum: int, _frame: Any) -> None:
+        nonlocal count
+        gc.collect()
+        path = Path(data_dir) / f"snapshot-{count}.tracemalloc"
+        tmp = path.with_suffix(".tmp")
+        tracemalloc.take_snapshot().dump(str(tmp))
+        os.replace(tmp, path)
+        count += 1
+
+    signal.signal(signal.SIGUSR1, dump)
+    from hearth.cli import main as hearth_main
+
+    sys.argv = ["hearth", "serve", "--data-dir", data_dir, "--port", "0"]
+    hearth_main()
+
+
+def snapshot(child: common.Child, data_dir: Path, index: int) -> Any:
+    import tracemalloc
+
+    os.kill(child.process.pid, signal.SIGUSR1)
+    path = data_dir / f"snapshot-{index}.tracemalloc"
+    deadline = time.monotonic() + 300
+    while not path.exists():
+        child.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError("no tracemalloc snapshot within 300 s")
+        time.sleep(0.2)
+    return tracemalloc.Snapshot.load(str(path))
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    (data_dir / "workflows").mkdir(parents=True, exist_ok=True)
+    (data_dir / "workflows" / f"{WORKFLOW_ID}.yaml").write_text(FUZZ_WORKFLOW, encoding="utf-8")
+
+
+def mb(n: int) -> float:
+    return round(n / 1e6, 1)
+
+
+def load_line() -> str:
+    return os.getloadavg().__repr__() if hasattr(os, "getloadavg") else "n/a"
+
+
+async def fuzz(args: argparse.Namespace, workdir: Path, started: list[common.Child]) -> dict[str, Any]:
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    prepare_data_dir(data_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    cmd = (
+        common.script(__file__, "--serve-traced", str(data_dir))
+        if args.trace
+        else common.gateway_args(data_dir)
+    )
+    child = common.spawn("gateway", cmd, workdir, started, env=env)
+    endpoint = await asyncio.to_thread(common.wait_for_gateway, child, data_dir, START_TIMEOUT_S)
+    rng = random.Random(args.seed)
+    maker = FrameMaker(rng, MAX_FRAME_BYTES)
+    tally = Tally()
+    await asyncio.sleep(1)
+    rss_start = child.rss()
+    warm = min(args.warmup, args.frames)
+    began = time.perf_counter()
+    await phase(endpoint, maker, tally, warm, args.connections, args.closing_every, "warm")
+    rss_warm = child.rss()
+    snaps = [snapshot(child, data_dir, 0)] if args.trace else []
+    rss_rounds: list[float] = []
+    left = args.frames - warm
+    rounds = max(1, args.rounds)
+    for i in range(rounds):
+        n = left // rounds + (1 if i < left % rounds else 0)
+        await phase(endpoint, maker, tally, n, args.connections, args.closing_every, f"r{i}")
+        child.check_alive()
+        rss_rounds.append(mb(child.rss()))
+    elapsed = time.perf_counter() - began
+    rss_end = child.rss()
+    await asyncio.sleep(args.idle)
+    rss_idle = child.rss()
+    top: list[str] = []
+    if args.trace:
+        snaps.append(snapshot(child, data_dir, 1))
+        stats = snaps[1].compare_to(snaps[0], "traceback")
+        for stat in stats[:12]:
+            top.append(f"{stat.size_diff / 1e6:+.2f} MB {stat.count_diff:+d} blocks")
+            top.extend("    " + line for line in stat.traceback.format(limit=8))
+    crashed = child.process.poll() is not None
+    cpu = child.cpu_seconds() if not crashed else float("nan")
+    growth = mb(rss_end - rss_warm)
+    exactly_once = not (tally.missing or tally.duplicate or tally.unexpected)
+    return {
+        "seed": args.seed,
+        "frames": tally.frames + tally.closing_frames,
+        "kept_frames": tally.frames,
+        "closing_frames": tally.closing_frames,
+        "closing_wrong": tally.closing_wrong,
+        "replies": tally.replies,
+        "events": tally.events,
+        "missing": tally.missing,
+        "duplicate": tally.duplicate,
+        "unexpected": tally.unexpected,
+        "unexpected_closes": tally.unexpected_closes,
+        "crashed": crashed,
+        "connections": args.connections,
+        "seconds": round(elapsed, 1),
+        "gateway_cpu_s": round(cpu, 1),
+        "rss_mb": {
+            "start": mb(rss_start),
+            "after_warmup": mb(rss_warm),
+            "rounds": rss_rounds,
+            "end": mb(rss_end),
+            "idle": mb(rss_idle),
+            "growth_after_warmup": growth,
+        },
+        "targets": {
+            "exactly_once": exactly_once,
+            "no_crash_or_close": not crashed and not tally.unexpected_closes,
+            "closing_frames_closed_right": not tally.closing_wrong,
+            "growth_mb<=10": growth <= TARGET_GROWTH_MB,
+        },
+        "kinds": dict(sorted(tally.kinds.items())),
+        "reply_codes": dict(tally.codes.most_common(25)),
+        "problems": tally.problems,
+        "trace_top": top,
+        "gateway_log_tail": child.log_tail(40) if tally.problems or crashed else "",
+        "load": load_line(),
+        "machine": common.machine(),
+    }
+
+
+def print_text(s: dict[str, Any]) -> None:
+    r = s["rss_mb"]
+    print(f"seed {s['seed']} | load {s['load']} | {common.machine_line(s['machine'])}")
+    print(
+        f"frames {s['frames']} ({s['kept_frames']} on {s['connections']} kept connections, "
+        f"{s['closing_frames']} closing ones) in {s['seconds']} s, gateway CPU {s['gateway_cpu_s']} s"
+    )
+    print(
+        f"replies {s['replies']} (+{s['events']} events) | missing {s['missing']} | duplicate "
+        f"{s['duplicate']} | unexpected {s['unexpected']} | unexpected closes "
+        f"{s['unexpected_closes']} | closing frames closed wrong {s['closing_wrong']} | "
+        f"crashed {s['crashed']}"
+    )
+    print(
+        f"RSS MB: start {r['start']}, after warm-up {r['after_warmup']}, rounds {r['rounds']}, "
+        f"end {r['end']}, idle {r['idle']} -> growth after warm-up {r['growth_after_warmup']} MB"
+    )
+    for name, ok in s["targets"].items():
+        print(f"  {name}: {common.verdict(ok)}")
+    for line in s["problems"]:
+        print("  problem:", line)
+    if s["gateway_log_tail"]:
+        print("gateway log (tail):")
+        print(s["gateway_log_tail"])
+    if s["trace_top"]:
+        print("tracemalloc, largest growth between warm-up and end (by traceback):")
+        for line in s["trace_top"]:
+            print(line)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--frames", type=int, default=100_000, help="frames in all (100 000)")
+    parser.add_argument("--connections", type=int, default=4, help="kept connections (4)")
+    parser.add_argument("--warmup", type=int, default=10_000, help="frames before the RSS baseline")
+    parser.add_argument("--rounds", type=int, default=5, help="RSS samples after the warm-up")
+    parser.add_argument(
+        "--closing-every", type=int, default=2_000, help="one over-limit/bad-UTF-8 frame per N"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="reproduce a run (default random)")
+    parser.add_argument("--idle", type=float, default=2.0, help="seconds idle before the last RSS")
+    parser.add_argument("--trace", action="store_true", help="tracemalloc diff of the growth")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--serve-traced", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(2**32)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_traced:
+        traced_gateway_main(args.serve_traced)
+        return 0
+    signal.signal(signal.SIGTERM, common.exit_on_sigterm)
+    if not args.json:
+        print(f"fuzz seed {args.seed} (reproduce with --seed {args.seed})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-") as tmp, common.stopping(
+        STOP_TIMEOUT_S
+    ) as started:
+        summary = asyncio.run(fuzz(args, Path(tmp), started))
+    common.emit(summary, args.json, print_text)
+    return 0 if all(summary["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
