@@ -341,13 +341,11 @@ class FrameMaker:
                 pool.append(value)
                 if len(pool) > 200:
                     del pool[1:100]
-        schedule = reply.get("schedule")
-        if reply.get("type") == "schedule.created" and isinstance(schedule, dict):
-            value = schedule.get("id")
-            if isinstance(value, str):
-                self.schedule_ids.append(value)
-                if len(self.schedule_ids) > 200:
-                    del self.schedule_ids[1:100]
+        value = reply.get("scheduleId")
+        if reply.get("type") == "schedule.created" and isinstance(value, str):
+            self.schedule_ids.append(value)
+            if len(self.schedule_ids) > 200:
+                del self.schedule_ids[1:100]
 
 
 def dumps(value: Any, rng: random.Random) -> str:
@@ -536,15 +534,21 @@ async def phase(
 
 
 def traced_gateway_main(data_dir: str) -> None:
-    """Child mode: `hearth serve` under tracemalloc; SIGUSR1 writes a snapshot after a GC."""
+    """Child mode: `hearth serve`; each SIGUSR1 writes a tracemalloc snapshot after a GC.
+
+    Tracing starts at the first signal (after the warm-up), not at start-up: tracing every
+    import makes start-up minutes long, and only what is allocated after the warm-up and still
+    alive at the end is the growth being looked for.
+    """
     import tracemalloc
 
-    tracemalloc.start(25)
     count = 0
 
     def dump(_signum: int, _frame: Any) -> None:
         nonlocal count
         gc.collect()
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(25)
         path = Path(data_dir) / f"snapshot-{count}.tracemalloc"
         tmp = path.with_suffix(".tmp")
         tracemalloc.take_snapshot().dump(str(tmp))
