@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import os
@@ -37,8 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -522,10 +520,10 @@ async def phase(
     closing_every: int,
     label: str,
 ) -> None:
-    per = [frames // connections + (1 if i < frames % connections else 0) for i in range(connections)]
-    jobs = [
-        run_session(endpoint, maker, tally, f"{label}-c{i}", n) for i, n in enumerate(per) if n
+    per = [
+        frames // connections + (1 if i < frames % connections else 0) for i in range(connections)
     ]
+    jobs = [run_session(endpoint, maker, tally, f"{label}-c{i}", n) for i, n in enumerate(per) if n]
     jobs += [closing_frame(endpoint, maker, tally) for _ in range(frames // closing_every)]
     await asyncio.gather(*jobs)
 
@@ -589,7 +587,9 @@ def load_line() -> str:
     return os.getloadavg().__repr__() if hasattr(os, "getloadavg") else "n/a"
 
 
-async def fuzz(args: argparse.Namespace, workdir: Path, started: list[common.Child]) -> dict[str, Any]:
+async def fuzz(
+    args: argparse.Namespace, workdir: Path, started: list[common.Child]
+) -> dict[str, Any]:
     data_dir = workdir / "data"
     data_dir.mkdir()
     prepare_data_dir(data_dir)
@@ -679,7 +679,8 @@ def print_text(s: dict[str, Any]) -> None:
     print(f"seed {s['seed']} | load {s['load']} | {common.machine_line(s['machine'])}")
     print(
         f"frames {s['frames']} ({s['kept_frames']} on {s['connections']} kept connections, "
-        f"{s['closing_frames']} closing ones) in {s['seconds']} s, gateway CPU {s['gateway_cpu_s']} s"
+        f"{s['closing_frames']} closing ones) in {s['seconds']} s, "
+        f"gateway CPU {s['gateway_cpu_s']} s"
     )
     print(
         f"replies {s['replies']} (+{s['events']} events) | missing {s['missing']} | duplicate "
@@ -732,9 +733,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, common.exit_on_sigterm)
     if not args.json:
         print(f"fuzz seed {args.seed} (reproduce with --seed {args.seed})", flush=True)
-    with tempfile.TemporaryDirectory(prefix="hearth-fuzz-") as tmp, common.stopping(
-        STOP_TIMEOUT_S
-    ) as started:
+    with (
+        tempfile.TemporaryDirectory(prefix="hearth-fuzz-") as tmp,
+        common.stopping(STOP_TIMEOUT_S) as started,
+    ):
         summary = asyncio.run(fuzz(args, Path(tmp), started))
     common.emit(summary, args.json, print_text)
     return 0 if all(summary["targets"].values()) else 1

@@ -78,7 +78,10 @@ WORKFLOWS = {
             action: tool
             tool: http.request
             approval_required: true
-            args: {{method: POST, url: "{url}/effect/{{{{ execution.id }}}}/pay", json: {{amount: 5}}}}
+            args:
+              method: POST
+              url: "{url}/effect/{{{{ execution.id }}}}/pay"
+              json: {{amount: 5}}
           - {{id: done, action: noop}}
         """,
     "soak-flaky": """\
@@ -181,7 +184,9 @@ class Node:
             args += ["--database-url", self.database_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
         self.lives += 1
-        self.child = common.spawn(f"{self.name}-{self.lives}", args, self.workdir, self.started, env=env)
+        self.child = common.spawn(
+            f"{self.name}-{self.lives}", args, self.workdir, self.started, env=env
+        )
 
     def wait_ready(self) -> common.Endpoint:
         """Until this life has written runtime.json (the last life's file stays after a kill)."""
@@ -195,7 +200,9 @@ class Node:
                 if runtime["pid"] == child.process.pid:
                     return common.gateway_endpoint(self.data_dir)
             time.sleep(0.05)
-        raise RuntimeError(f"{child.name} not ready within {START_TIMEOUT_S:.0f} s:\n{child.log_tail()}")
+        raise RuntimeError(
+            f"{child.name} not ready within {START_TIMEOUT_S:.0f} s:\n{child.log_tail()}"
+        )
 
     def kill(self) -> None:
         child = self.child
@@ -385,7 +392,9 @@ def _quiet_logs() -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
-async def soak(args: argparse.Namespace, workdir: Path, started: list[common.Child]) -> dict[str, Any]:
+async def soak(
+    args: argparse.Namespace, workdir: Path, started: list[common.Child]
+) -> dict[str, Any]:
     _quiet_logs()
     rng = random.Random(args.seed)
     ledger = Ledger(random.Random(args.seed + 1))
@@ -480,9 +489,7 @@ async def soak(args: argparse.Namespace, workdir: Path, started: list[common.Chi
     failure_reasons = Counter(
         (e.error or "")[:90] for e in found.values() if e.status == "failed"
     ).most_common(6)
-    rss_growth = {
-        name: round((rss_idle[name] - rss_start[name]) / 1e6, 1) for name in rss_start
-    }
+    rss_growth = {name: round((rss_idle[name] - rss_start[name]) / 1e6, 1) for name in rss_start}
     return {
         "seed": args.seed,
         "backend": args.backend,
@@ -510,7 +517,11 @@ async def soak(args: argparse.Namespace, workdir: Path, started: list[common.Chi
             "idle_after_load": {k: round(v / 1e6, 1) for k, v in rss_idle.items()},
             "growth": rss_growth,
         },
-        "examples": {"lost": lost[:5], "stuck": stuck[:5], "repeated": dict(list(repeated.items())[:5])},
+        "examples": {
+            "lost": lost[:5],
+            "stuck": stuck[:5],
+            "repeated": dict(list(repeated.items())[:5]),
+        },
         "targets": {
             "0 lost": not lost,
             "0 stuck": not stuck,
@@ -543,7 +554,9 @@ def print_text(s: dict[str, Any]) -> None:
         f"side effects {s['side_effects']}: re-run after an approved `interrupted` question "
         f"{s['reruns_after_asking']}, repeated without asking {s['repeated_without_asking']}"
     )
-    print(f"schedule runs {s['schedule_runs']}, ticks fired twice {s['schedule_ticks_fired_twice']}")
+    print(
+        f"schedule runs {s['schedule_runs']}, ticks fired twice {s['schedule_ticks_fired_twice']}"
+    )
     print(f"approvals answered: {s['approvals']}")
     if s["trigger_errors"]:
         print(f"trigger errors: {s['trigger_errors']}")
@@ -612,9 +625,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == "postgres":
         args.database_url, admin_dsn = asyncio.run(_postgres(args.database_url))
     try:
-        with tempfile.TemporaryDirectory(prefix="hearth-soak-") as tmp, common.stopping(
-            STOP_TIMEOUT_S
-        ) as started:
+        with (
+            tempfile.TemporaryDirectory(prefix="hearth-soak-") as tmp,
+            common.stopping(STOP_TIMEOUT_S) as started,
+        ):
             summary = asyncio.run(soak(args, Path(tmp), started))
     finally:
         if admin_dsn is not None:
