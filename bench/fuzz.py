@@ -498,7 +498,8 @@ async def closing_frame(endpoint: common.Endpoint, maker: FrameMaker, tally: Tal
             await ws.send(data)
         async with asyncio.timeout(REPLY_TIMEOUT_S):
             async for raw in ws:
-                tally.problem(f"closing frame {kind} was answered: {str(raw)[:200]}")
+                if "seq" not in json.loads(raw):  # events to every connection are fine
+                    tally.problem(f"closing frame {kind} was answered: {str(raw)[:200]}")
     except ConnectionClosed:
         pass
     except TimeoutError:
@@ -531,25 +532,73 @@ async def phase(
 # --------------------------------------------------------------------------- the gateway
 
 
-def traced_gateway_main(data_dir: str) -> None:
-    """Child mode: `hearth serve`; each SIGUSR1 writes a tracemalloc snapshot after a GC.
+def pymalloc_stats(path: Path) -> dict[str, int]:
+    """pymalloc's own totals (arenas, bytes in used and free blocks), from its debug dump.
 
-    Tracing starts at the first signal (after the warm-up), not at start-up: tracing every
-    import makes start-up minutes long, and only what is allocated after the warm-up and still
-    alive at the end is the growth being looked for.
+    RSS that grows while these stay flat is memory outside Python's small-object allocator.
     """
+    import re
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("w") as out:
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    stats: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        found = re.match(r"#?\s*([a-z# ].*?)\s*=\s*([\d,]+)\s*$", line.strip())
+        if found and ("arena" in line or "bytes in" in line):
+            stats[f"(pymalloc {found.group(1).strip()})"] = int(found.group(2).replace(",", ""))
+    return stats
+
+
+def traced_gateway_main(data_dir: str, mode: str) -> None:
+    """Child mode: `hearth serve`; each SIGUSR1 writes a heap snapshot after a full GC.
+
+    `census` counts live objects by type (cheap, no tracing); `tracemalloc` records where
+    live memory was allocated. Tracing starts at the first signal (after the warm-up), not at
+    start-up: tracing every import makes start-up minutes long, and only what is allocated
+    after the warm-up and still alive at the end is the growth being looked for.
+    """
+    import threading
     import tracemalloc
+    from collections import Counter as Census
 
     count = 0
+    trackers: list[Any] = []
 
     def dump(_signum: int, _frame: Any) -> None:
         nonlocal count
         gc.collect()
-        if not tracemalloc.is_tracing():
-            tracemalloc.start(25)
-        path = Path(data_dir) / f"snapshot-{count}.tracemalloc"
+        path = Path(data_dir) / f"snapshot-{count}.{mode}"
         tmp = path.with_suffix(".tmp")
-        tracemalloc.take_snapshot().dump(str(tmp))
+        if mode == "tracemalloc":
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(25)
+            tracemalloc.take_snapshot().dump(str(tmp))
+        elif mode == "memray":
+            # memray (installed by hand, a diagnosis tool, not a dependency): native stacks of
+            # what is allocated between the two signals and still alive at the second.
+            import memray
+
+            if not trackers:
+                trackers.append(
+                    memray.Tracker(str(Path(data_dir) / "memray.bin"), native_traces=True)
+                )
+                trackers[0].__enter__()
+            else:
+                trackers[0].__exit__(None, None, None)
+            tmp.write_text("{}", encoding="utf-8")
+        else:
+            census = Census(type(o).__qualname__ for o in gc.get_objects())
+            census["(allocated blocks)"] = sys.getallocatedblocks()
+            census["(threads)"] = threading.active_count()
+            census.update(pymalloc_stats(Path(data_dir) / f"mallocstats-{count}.txt"))
+            tmp.write_text(json.dumps(census), encoding="utf-8")
         os.replace(tmp, path)
         count += 1
 
@@ -560,18 +609,71 @@ def traced_gateway_main(data_dir: str) -> None:
     hearth_main()
 
 
-def snapshot(child: common.Child, data_dir: Path, index: int) -> Any:
+def snapshot(child: common.Child, data_dir: Path, index: int, mode: str) -> Any:
     import tracemalloc
 
     os.kill(child.process.pid, signal.SIGUSR1)
-    path = data_dir / f"snapshot-{index}.tracemalloc"
+    path = data_dir / f"snapshot-{index}.{mode}"
     deadline = time.monotonic() + 300
     while not path.exists():
         child.check_alive()
         if time.monotonic() > deadline:
-            raise TimeoutError("no tracemalloc snapshot within 300 s")
+            raise TimeoutError(f"no {mode} snapshot within 300 s")
         time.sleep(0.2)
-    return tracemalloc.Snapshot.load(str(path))
+    if mode == "tracemalloc":
+        return tracemalloc.Snapshot.load(str(path))
+    if mode == "memray":
+        return data_dir / "memray.bin"
+    return Counter(json.loads(path.read_text(encoding="utf-8")))
+
+
+def heap_growth(first: Any, last: Any, mode: str) -> list[str]:
+    """The allocation sites (tracemalloc) or object types (census) that grew most."""
+    lines: list[str] = []
+    if mode == "memray":
+        import memray
+
+        by_stack: Counter[str] = Counter()
+        threads: Counter[str] = Counter()
+        with memray.FileReader(str(last)) as reader:
+            for rec in reader.get_leaked_allocation_records(merge_threads=False):
+                frames = rec.hybrid_stack_trace(max_stacks=14)
+                where = " <- ".join(
+                    f"{fn} {file.rsplit('/', 1)[-1]}:{ln}" for fn, file, ln in frames
+                )
+                by_stack[where] += rec.size
+                threads[rec.thread_name] += rec.size
+        lines.append(f"by thread: {[(t, round(n / 1e6, 2)) for t, n in threads.most_common(8)]}")
+        for where, size in by_stack.most_common(12):
+            lines.append(f"{size / 1e6:+.2f} MB {where}")
+        return lines
+    if mode == "tracemalloc":
+        for stat in last.compare_to(first, "traceback")[:12]:
+            lines.append(f"{stat.size_diff / 1e6:+.2f} MB {stat.count_diff:+d} blocks")
+            lines.extend("    " + line for line in stat.traceback.format(limit=8))
+        return lines
+    diff = Counter({k: last[k] - first.get(k, 0) for k in last})
+    return [f"{n:+d} {name}" for name, n in diff.most_common(25) if n > 0]
+
+
+def memory_by_map(pid: int) -> dict[str, float]:
+    """RSS in MB by mapping kind: `[heap]` is the main malloc arena, `[anon]` holds thread
+    arenas and large allocations, the rest are files. It tells Python's heap from C's."""
+    import psutil
+
+    sizes: Counter[str] = Counter()
+    for m in psutil.Process(pid).memory_maps(grouped=False):
+        path = m.path or "[anon]"
+        if path == "[anon]":
+            start, _, end = m.addr.partition("-")
+            size = int(end, 16) - int(start, 16)
+            # glibc gives each thread arena a 64 MiB-aligned heap, of which the used part is
+            # read-write (the rest PROT_NONE): such mappings start on a 64 MiB boundary.
+            if int(start, 16) % (64 << 20) == 0 and size <= 64 << 20:
+                path = "[anon: thread arenas]"
+        key = path if path.startswith("[") else ("(files)" if "/" in path else path)
+        sizes[key] += m.rss
+    return {k: mb(v) for k, v in sizes.most_common(6)}
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -595,7 +697,7 @@ async def fuzz(
     prepare_data_dir(data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     cmd = (
-        common.script(__file__, "--serve-traced", str(data_dir))
+        common.script(__file__, "--serve-traced", str(data_dir), "--trace", args.trace)
         if args.trace
         else common.gateway_args(data_dir)
     )
@@ -610,7 +712,8 @@ async def fuzz(
     began = time.perf_counter()
     await phase(endpoint, maker, tally, warm, args.connections, args.closing_every, "warm")
     rss_warm = child.rss()
-    snaps = [snapshot(child, data_dir, 0)] if args.trace else []
+    maps_warm = memory_by_map(child.process.pid)
+    snaps = [snapshot(child, data_dir, 0, args.trace)] if args.trace else []
     rss_rounds: list[float] = []
     left = args.frames - warm
     rounds = max(1, args.rounds)
@@ -621,15 +724,13 @@ async def fuzz(
         rss_rounds.append(mb(child.rss()))
     elapsed = time.perf_counter() - began
     rss_end = child.rss()
+    maps_end = memory_by_map(child.process.pid)
     await asyncio.sleep(args.idle)
     rss_idle = child.rss()
     top: list[str] = []
     if args.trace:
-        snaps.append(snapshot(child, data_dir, 1))
-        stats = snaps[1].compare_to(snaps[0], "traceback")
-        for stat in stats[:12]:
-            top.append(f"{stat.size_diff / 1e6:+.2f} MB {stat.count_diff:+d} blocks")
-            top.extend("    " + line for line in stat.traceback.format(limit=8))
+        snaps.append(snapshot(child, data_dir, 1, args.trace))
+        top = heap_growth(snaps[0], snaps[1], args.trace)
     crashed = child.process.poll() is not None
     cpu = child.cpu_seconds() if not crashed else float("nan")
     growth = mb(rss_end - rss_warm)
@@ -657,6 +758,8 @@ async def fuzz(
             "end": mb(rss_end),
             "idle": mb(rss_idle),
             "growth_after_warmup": growth,
+            "by_map_after_warmup": maps_warm,
+            "by_map_end": maps_end,
         },
         "targets": {
             "exactly_once": exactly_once,
@@ -692,6 +795,8 @@ def print_text(s: dict[str, Any]) -> None:
         f"RSS MB: start {r['start']}, after warm-up {r['after_warmup']}, rounds {r['rounds']}, "
         f"end {r['end']}, idle {r['idle']} -> growth after warm-up {r['growth_after_warmup']} MB"
     )
+    print(f"  by mapping after warm-up {r['by_map_after_warmup']}")
+    print(f"  by mapping at the end    {r['by_map_end']}")
     for name, ok in s["targets"].items():
         print(f"  {name}: {common.verdict(ok)}")
     for line in s["problems"]:
@@ -700,7 +805,7 @@ def print_text(s: dict[str, Any]) -> None:
         print("gateway log (tail):")
         print(s["gateway_log_tail"])
     if s["trace_top"]:
-        print("tracemalloc, largest growth between warm-up and end (by traceback):")
+        print("heap growth between warm-up and end:")
         for line in s["trace_top"]:
             print(line)
 
@@ -716,7 +821,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="reproduce a run (default random)")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds idle before the last RSS")
-    parser.add_argument("--trace", action="store_true", help="tracemalloc diff of the growth")
+    parser.add_argument(
+        "--trace",
+        choices=("census", "tracemalloc", "memray"),
+        help="what grew between warm-up and end: live objects by type, or allocation sites",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--serve-traced", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -728,7 +837,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_traced:
-        traced_gateway_main(args.serve_traced)
+        traced_gateway_main(args.serve_traced, args.trace or "census")
         return 0
     signal.signal(signal.SIGTERM, common.exit_on_sigterm)
     if not args.json:
