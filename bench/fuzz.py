@@ -696,6 +696,10 @@ async def fuzz(
     data_dir.mkdir()
     prepare_data_dir(data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    if args.malloc_arena_max:
+        # The gateway leaves an operator's MALLOC_ARENA_MAX alone: glibc's default (8 per
+        # core) gives the behaviour before issue 18's fix, as a baseline.
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     cmd = (
         common.script(__file__, "--serve-traced", str(data_dir), "--trace", args.trace)
         if args.trace
@@ -749,6 +753,7 @@ async def fuzz(
         "unexpected_closes": tally.unexpected_closes,
         "crashed": crashed,
         "connections": args.connections,
+        "malloc_arena_max": args.malloc_arena_max,
         "seconds": round(elapsed, 1),
         "gateway_cpu_s": round(cpu, 1),
         "rss_mb": {
@@ -827,6 +832,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="what grew between warm-up and end: live objects by type, or allocation sites",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        help="run the gateway with this MALLOC_ARENA_MAX (16 = glibc's default on 2 cores)",
+    )
     parser.add_argument("--serve-traced", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.seed is None:
