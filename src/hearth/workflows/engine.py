@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hearth.approval_events import publish_resolved
 from hearth.events import DomainEvent, EventBus
 from hearth.ids import time_ordered_id
 from hearth.metrics import Metrics
@@ -446,6 +447,7 @@ class WorkflowEngine:
             }
         )
         await self._publish_fresh(execution_id)
+        publish_resolved(self.bus, approval, status, comment)
         if approved:
             self._spawn(execution_id)
         return resolved
