@@ -91,6 +91,11 @@ COMMANDS = (
     ),
     LazyCommand("service", "hearth.cli.service:app", "Run the gateway as a systemd service."),
     LazyCommand(
+        "mcp",
+        "hearth.cli.mcp:app",
+        "MCP tool servers: their state and tools, and calling a tool by hand.",
+    ),
+    LazyCommand(
         "notifications",
         "hearth.cli.notifications:notifications",
         "Show the notifications workflows, chats and the heartbeat sent, oldest first.",
