@@ -101,7 +101,7 @@ export class Connection {
           this.attempt = 0;
           // Not awaited: the pages' first requests go out alongside it. A gateway from before
           // subscriptions answers with an error; it then sends every event anyway.
-          this.send(ws, { type: "subscribe", topics: TOPICS } as unknown as Request).then(
+          this.send(ws, { type: "subscribe", topics: TOPICS }).then(
             () => (this.subscribed = true),
             () => (this.subscribed = false),
           );
