@@ -14,6 +14,7 @@ from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.heartbeat.service import HeartbeatService
 from hearth.live_config import ReloadOutcome
+from hearth.mcp import McpManager
 from hearth.metrics import Metrics
 from hearth.redact import Redactor
 from hearth.scheduling.scheduler import Scheduler
@@ -47,6 +48,7 @@ class GatewayState:
     telegram: TelegramService | None = None
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     metrics: Metrics = field(default_factory=Metrics)
+    mcp: McpManager | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     #: Removes secrets from error replies (see hearth.redact).
     redactor: Redactor = field(default_factory=lambda: Redactor(list))
