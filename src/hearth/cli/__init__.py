@@ -49,6 +49,11 @@ COMMANDS = (
         "hearth.cli.workflow:approvals",
         "List everything waiting for a person's approval.",
     ),
+    LazyCommand(
+        "dashboard",
+        "hearth.cli.dashboard:dashboard",
+        "Print the web dashboard's address with the login token (open it with --open).",
+    ),
     LazyCommand("protocol", "hearth.cli.protocol_cmd:app", "The wire protocol."),
     LazyCommand("db", "hearth.cli.db:app", "The database."),
     LazyCommand("token", "hearth.cli.token:app", "The gateway's access token."),
