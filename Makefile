@@ -12,7 +12,7 @@ SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 # The suite waits on real processes and clocks more than it computes: two workers halve it.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format bench soak clean venv
+.PHONY: run test lint format bench soak clean venv web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The dashboard: TypeScript types from the protocol's schema, then the bundle into
+# src/hearth/web/static (both committed, so running Hearth needs no Node). Needs node and npm.
+web: $(STAMP)
+	$(BIN)/python -m hearth.web.typegen > web/src/protocol.ts
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build
 
 bench: $(STAMP)
 	$(BIN)/python bench/ws_roundtrip.py

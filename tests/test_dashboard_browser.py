@@ -126,8 +126,10 @@ async def test_login_moves_the_token_out_of_the_address_and_asks_without_one(
     context, page, watch = await open_page(browser)
     response = await page.goto(f"{gw.url}/#token={gw.token}")
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
-    assert "unsafe-inline" not in csp and "http" not in csp
+    assert "script-src 'self'" in csp
+    assert "connect-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "http" not in csp
     await page.wait_for_selector("nav a[aria-current='page']")
     await wait_online(page)
     assert "token" not in page.url
@@ -135,7 +137,7 @@ async def test_login_moves_the_token_out_of_the_address_and_asks_without_one(
     await expect(page.get_by_text("Database")).to_be_visible()
     await screenshot(page, shots, "overview")
 
-    fresh, other, other_watch = await open_page(browser, PHONE)
+    fresh, other, _other_watch = await open_page(browser, PHONE)
     await other.goto(f"{gw.url}/")
     await other.get_by_label("Gateway token").fill("not-the-token")
     await screenshot(other, shots, "login")
@@ -174,7 +176,8 @@ async def test_approving_in_the_inbox_reaches_other_clients_and_their_answers_sh
     event = await client.next_event("approval.resolved")
     assert isinstance(event, ApprovalResolved)
     assert (event.execution_id, event.step_id, event.status) == (ours, "ask", "approved")
-    assert event.answered_by is not None and event.answered_by.client == "hearth-dashboard"
+    assert event.answered_by is not None
+    assert event.answered_by.client == "hearth-dashboard"
     assert event.comment == "ship it"
     await wait_status(client, ours, {"completed"})
     await expect(mine).to_have_count(0)
@@ -380,9 +383,7 @@ async def test_the_page_survives_a_gateway_restart(
     await context.close()
 
 
-async def test_answers_reach_the_page_without_polling(
-    browser: Any, gw: RunningGateway
-) -> None:
+async def test_answers_reach_the_page_without_polling(browser: Any, gw: RunningGateway) -> None:
     """The pending count in the navigation follows approvals made elsewhere."""
     client = await watcher(gw, "counter")
     context, page, _ = await open_page(browser)

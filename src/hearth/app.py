@@ -46,6 +46,7 @@ from hearth.gateway.handlers import (
     heartbeat,
     mcp,
     schedules,
+    subscriptions,
     telegram,
     workflows,
 )
@@ -77,6 +78,7 @@ from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
 from hearth.store.notifications import NotificationRepository
 from hearth.store.schedules import ScheduleRepository
+from hearth.store.tick_stores import tick_store
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.engine import EngineConfig, WorkflowEngine
@@ -224,6 +226,7 @@ class Hearth:
             self.bus,
             targets,
             scheduler_config(settings),
+            store=tick_store(self.db, self.workflows.executions),
         )
         self.chat = ChatService(
             db=self.db,
@@ -293,6 +296,7 @@ class Hearth:
             config,
             telegram,
             mcp,
+            subscriptions,
         ):
             self.router.include(module)
         self.router.include(notification_handlers)

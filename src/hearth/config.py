@@ -61,6 +61,11 @@ class GatewayLimits(Section):
 
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbound_queue: int = Field(default=1024, ge=8)
+    stall_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A write blocked this long means the client stopped reading.",
+    )
     max_in_flight: int = Field(
         default=64, ge=1, description="Requests handled at once per connection."
     )

@@ -90,10 +90,15 @@ async def login(page: Any, url: str, token: str, route: str = "") -> None:
         await page.evaluate("r => { location.hash = r }", f"#/{route}")
 
 
-async def wait_online(page: Any) -> None:
-    await page.wait_for_function(
-        "() => !document.querySelector('.banner') && document.querySelector('nav')"
-    )
+async def wait_online(page: Any, timeout_ms: float = 30_000) -> None:
+    try:
+        await page.wait_for_function(
+            "() => !document.querySelector('.banner') && document.querySelector('nav')",
+            timeout=timeout_ms,
+        )
+    except Exception as exc:
+        shown = await page.evaluate("() => document.body.innerText.slice(0, 500)")
+        raise AssertionError(f"the page did not come online; it shows: {shown!r}") from exc
 
 
 def screenshot_dir(fallback: Path) -> Path:

@@ -95,17 +95,16 @@ export class Connection {
     this.ws = ws;
     ws.onopen = () => {
       this.send(ws, { type: "hello", protocol: PROTOCOL_VERSION, token: this.token, client: { name: "hearth-dashboard", version: "1" } })
-        .then(async (reply) => {
+        .then((reply) => {
           if (reply.type !== "hello.ok") throw new RequestError("UNEXPECTED", reply.type);
           this.serverVersion = reply.server.version;
           this.attempt = 0;
-          try {
-            await this.send(ws, { type: "subscribe", topics: TOPICS } as unknown as Request);
-            this.subscribed = true;
-          } catch {
-            // A gateway from before subscriptions answers with an error: it sends every event.
-            this.subscribed = false;
-          }
+          // Not awaited: the pages' first requests go out alongside it. A gateway from before
+          // subscriptions answers with an error; it then sends every event anyway.
+          this.send(ws, { type: "subscribe", topics: TOPICS }).then(
+            () => (this.subscribed = true),
+            () => (this.subscribed = false),
+          );
           this.generation++;
           this.setState("online");
         })

@@ -4,7 +4,6 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { Connection, gatewayUrl } from "./connection";
 import { Approvals } from "./pages/approvals";
-import { Chat } from "./pages/chat";
 import { Executions } from "./pages/executions";
 import { Heartbeat } from "./pages/heartbeat";
 import { Notifications } from "./pages/notifications";
@@ -56,10 +55,22 @@ function Page({ route }: { route: string[] }) {
     case "workflows": return <Workflows />;
     case "schedules": return <Schedules />;
     case "heartbeat": return <Heartbeat />;
-    case "chat": return <Chat id={id} />;
+    case "chat": return <LazyChat id={id} />;
     case "notifications": return <Notifications />;
     default: return <Overview />;
   }
+}
+
+type ChatModule = typeof import("./pages/chat");
+
+function LazyChat({ id }: { id?: string }) {
+  const [mod, setMod] = useState<ChatModule | null>(null);
+  const [failed, setFailed] = useState("");
+  useEffect(() => {
+    import("./pages/chat").then(setMod, (e: Error) => setFailed(e.message));
+  }, []);
+  if (failed) return <p class="error" role="alert">Could not load the chat: {failed}</p>;
+  return mod ? <mod.Chat id={id} /> : <p class="muted">Loading the chat…</p>;
 }
 
 function Banner({ onLogout }: { onLogout: () => void }) {
@@ -151,7 +162,9 @@ function Login({ onToken }: { onToken: (t: string) => void }) {
         class="card form"
         onSubmit={(e) => {
           e.preventDefault();
-          if (value.trim()) onToken(value.trim());
+          // From the field itself: a submit right after typing may precede the re-render.
+          const typed = String(new FormData(e.currentTarget).get("token") ?? "").trim();
+          if (typed) onToken(typed);
         }}
       >
         <h1>Hearth</h1>

@@ -145,7 +145,7 @@ export interface Error {
 }
 
 /** SCREAMING_SNAKE codes; clients branch on these, never on message text. */
-export type ErrorCode = "INVALID_MESSAGE" | "UNAUTHENTICATED" | "UNAUTHORIZED" | "RATE_LIMITED" | "UNSUPPORTED_PROTOCOL" | "INTERNAL_ERROR" | "WORKFLOW_NOT_FOUND" | "WORKFLOW_INVALID" | "INVALID_INPUT" | "EXECUTION_NOT_FOUND" | "NO_PENDING_APPROVAL" | "MODEL_NOT_CONFIGURED" | "MODEL_ERROR" | "SCHEDULE_NOT_FOUND" | "INVALID_SCHEDULE" | "SCHEDULE_CONFLICT" | "SESSION_NOT_FOUND" | "SESSION_BUSY" | "INVALID_HEARTBEAT" | "CONFIG_INVALID" | "PAIRING_CODE_INVALID" | "TELEGRAM_USER_NOT_FOUND";
+export type ErrorCode = "INVALID_MESSAGE" | "INVALID_REQUEST" | "UNAUTHENTICATED" | "UNAUTHORIZED" | "RATE_LIMITED" | "UNSUPPORTED_PROTOCOL" | "INTERNAL_ERROR" | "WORKFLOW_NOT_FOUND" | "WORKFLOW_INVALID" | "INVALID_INPUT" | "EXECUTION_NOT_FOUND" | "NO_PENDING_APPROVAL" | "MODEL_NOT_CONFIGURED" | "MODEL_ERROR" | "SCHEDULE_NOT_FOUND" | "INVALID_SCHEDULE" | "SCHEDULE_CONFLICT" | "SESSION_NOT_FOUND" | "SESSION_BUSY" | "INVALID_HEARTBEAT" | "CONFIG_INVALID" | "PAIRING_CODE_INVALID" | "TELEGRAM_USER_NOT_FOUND" | "MCP_SERVER_NOT_FOUND" | "TOOL_NOT_FOUND" | "TOOL_DENIED" | "TOOL_FAILED";
 
 export interface ExecutionDetail {
   id: string;
@@ -193,6 +193,8 @@ export interface GatewayStatusResult {
   nodes?: number | null;
   /** The Telegram channel, when it is enabled. */
   telegram?: TelegramStatusInfo | null;
+  /** The MCP servers, when any is configured. */
+  mcp?: Array<McpServerInfo> | null;
 }
 
 /** Something on the checklist needs the user (`kind: checks`), or the heartbeat itself keeps failing (`kind: failing`, with `message`). Sent to every connection. `checks` may be empty when the alert was too large to relay between nodes: `heartbeat.alert.list` has it whole. */
@@ -341,6 +343,76 @@ export interface HistoryEntry {
 export interface LastRun {
   scheduledFor: string;
   status: "running" | "ok" | "failed" | "skipped" | "missed";
+}
+
+/** Call an MCP tool by hand (the person asking is the approval); `deny` still refuses. */
+export interface McpCall {
+  type: "mcp.call";
+  /** Correlates the one reply. */
+  id: string;
+  /** SERVER.TOOL */
+  tool: string;
+  args?: Record<string, unknown>;
+}
+
+export interface McpCallResult {
+  type: "mcp.call.result";
+  id: string;
+  tool: string;
+  /** {"text", "structured"?, "truncated"?}: images and resources are described in the text, not inlined. */
+  result: unknown;
+}
+
+/** The configured MCP servers, their state and tool names. */
+export interface McpList {
+  type: "mcp.list";
+  /** Correlates the one reply. */
+  id: string;
+  /** Start servers not started yet (they start on first use) and wait for them, bounded by each one's startup_timeout_s. */
+  start?: boolean;
+}
+
+export interface McpListResult {
+  type: "mcp.list.result";
+  id: string;
+  servers: Array<McpServerInfo>;
+}
+
+export interface McpServerInfo {
+  name: string;
+  transport: "stdio" | "streamable-http" | "sse";
+  state: "idle" | "starting" | "ready" | "failed" | "disabled" | "stopped";
+  /** Why it failed to start or last stopped. */
+  error?: string | null;
+  /** SERVER.TOOL names, while it is ready. */
+  tools: Array<string>;
+}
+
+export interface McpToolInfo {
+  /** SERVER.TOOL, as chat, workflows and the policy name it. */
+  name: string;
+  description: string;
+  /** The server marks the tool read-only. */
+  readOnlyHint: boolean;
+  /** What a chat does with a call: run it, ask a person, or not offer it. */
+  policy: "auto" | "ask" | "deny";
+  /** The JSON Schema of its arguments (mcp.tools only). */
+  inputSchema?: Record<string, unknown> | null;
+}
+
+/** One server's tools with their argument schemas; starts the server if needed. */
+export interface McpTools {
+  type: "mcp.tools";
+  /** Correlates the one reply. */
+  id: string;
+  server: string;
+}
+
+export interface McpToolsResult {
+  type: "mcp.tools.result";
+  id: string;
+  server: McpServerInfo;
+  tools: Array<McpToolInfo>;
 }
 
 export interface ModelUsage {
@@ -738,6 +810,29 @@ export interface StoredNotification {
   stepId?: string | null;
 }
 
+export interface Subscribe {
+  type: "subscribe";
+  /** Correlates the one reply. */
+  id: string;
+  /** Event types (`schedule.run`, `workflow.status`, …) or "*" for every event. */
+  topics: Array<string>;
+  filter?: SubscriptionFilter | null;
+}
+
+export interface Subscribed {
+  type: "subscribed";
+  id: string;
+  subscriptionId: string;
+  topics: Array<string>;
+}
+
+/** Narrows a subscription to events about these ids. An event passes when any id field it carries (`scheduleId`, `executionId`, `workflowId`) is in the list given for that field; an event that carries none of the listed fields does not pass. Fields left out do not filter. */
+export interface SubscriptionFilter {
+  scheduleIds?: Array<string> | null;
+  executionIds?: Array<string> | null;
+  workflowIds?: Array<string> | null;
+}
+
 export interface TelegramAllow {
   type: "telegram.allow";
   /** Correlates the one reply. */
@@ -871,6 +966,21 @@ export interface ToolResultEvent {
   result?: unknown;
 }
 
+export interface Unsubscribe {
+  type: "unsubscribe";
+  /** Correlates the one reply. */
+  id: string;
+  subscriptionId: string;
+}
+
+export interface Unsubscribed {
+  type: "unsubscribed";
+  id: string;
+  subscriptionId: string;
+  /** False when this connection held no such subscription. */
+  removed: boolean;
+}
+
 export interface Usage {
   inputTokens?: number;
   outputTokens?: number;
@@ -1001,7 +1111,7 @@ export interface WorkflowReload {
   id: string;
 }
 
-/** Sent to every connection on each transition of an execution. */
+/** Sent on each transition of an execution to the connection that started, approved or cancelled it, and to those subscribed to `workflow.status`. */
 export interface WorkflowStatus {
   type: "workflow.status";
   /** Per-connection counter, 1 for the first event. */
@@ -1042,6 +1152,9 @@ export type ClientMessage =
   | HeartbeatRun
   | HeartbeatStatus
   | Hello
+  | McpCall
+  | McpList
+  | McpTools
   | ModelsList
   | NotificationList
   | Ping
@@ -1055,11 +1168,13 @@ export type ClientMessage =
   | SessionDelete
   | SessionHistory
   | SessionList
+  | Subscribe
   | TelegramAllow
   | TelegramPair
   | TelegramRevoke
   | TelegramUsers
   | ToolApprovalResponse
+  | Unsubscribe
   | UsageQuery
   | WorkflowApproval
   | WorkflowCancel
@@ -1080,6 +1195,9 @@ export type ClientMessageType =
   | "heartbeat.run"
   | "heartbeat.status"
   | "hello"
+  | "mcp.call"
+  | "mcp.list"
+  | "mcp.tools"
   | "models.list"
   | "notification.list"
   | "ping"
@@ -1093,11 +1211,13 @@ export type ClientMessageType =
   | "session.delete"
   | "session.history"
   | "session.list"
+  | "subscribe"
   | "telegram.allow"
   | "telegram.pair"
   | "telegram.revoke"
   | "telegram.users"
   | "tool.approval.response"
+  | "unsubscribe"
   | "usage.query"
   | "workflow.approval"
   | "workflow.cancel"
@@ -1123,6 +1243,9 @@ export type ServerMessage =
   | HeartbeatRunResult
   | HeartbeatStatusResult
   | HelloOk
+  | McpCallResult
+  | McpListResult
+  | McpToolsResult
   | ModelsListResult
   | Notification
   | NotificationListResult
@@ -1140,6 +1263,7 @@ export type ServerMessage =
   | SessionDeleted
   | SessionHistoryResult
   | SessionListResult
+  | Subscribed
   | TelegramUserChanged
   | TelegramUsersResult
   | ToolApprovalRequest
@@ -1147,6 +1271,7 @@ export type ServerMessage =
   | ToolCallEvent
   | ToolErrorEvent
   | ToolResultEvent
+  | Unsubscribed
   | UsageReport
   | WorkflowApprovalRequest
   | WorkflowApprovalResolved
@@ -1173,6 +1298,9 @@ export type ServerMessageType =
   | "heartbeat.run.result"
   | "heartbeat.status.result"
   | "hello.ok"
+  | "mcp.call.result"
+  | "mcp.list.result"
+  | "mcp.tools.result"
   | "models.list.result"
   | "notification"
   | "notification.list.result"
@@ -1190,6 +1318,7 @@ export type ServerMessageType =
   | "session.deleted"
   | "session.history.result"
   | "session.list.result"
+  | "subscribed"
   | "telegram.user.changed"
   | "telegram.users.result"
   | "tool.approval.request"
@@ -1197,6 +1326,7 @@ export type ServerMessageType =
   | "tool.call"
   | "tool.error"
   | "tool.result"
+  | "unsubscribed"
   | "usage.report"
   | "workflow.approval.request"
   | "workflow.approval.resolved"

@@ -14,7 +14,12 @@ export function useConn(): Connection {
 export function useConnState(): Connection {
   const conn = useConn();
   const [, set] = useState(0);
-  useEffect(() => conn.onState(() => set((n) => n + 1)), [conn]);
+  useEffect(() => {
+    const off = conn.onState(() => set((n) => n + 1));
+    // The state may have changed between this render and the subscription: catch up.
+    set((n) => n + 1);
+    return off;
+  }, [conn]);
   return conn;
 }
 

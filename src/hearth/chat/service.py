@@ -103,6 +103,9 @@ class _Deltas:
 
     Leading edge: a delta after a quiet spell goes out at once (the first token is never held);
     deltas arriving within `delay_s` of the last frame are sent together when it has passed.
+    The timer is only the fallback for a model that pauses: while deltas keep arriving, the
+    one that finds the window already over publishes the buffer itself, so a timer firing
+    late (the loop busy parsing a large chunk of the stream) cannot stretch any delta's wait.
     """
 
     def __init__(self, publish: Any, request_id: str, delay_s: float) -> None:
@@ -117,13 +120,11 @@ class _Deltas:
         if not text:
             return
         self._buffer.append(text)
-        if self._handle is not None:
-            return
         loop = asyncio.get_running_loop()
         wait = self._last_sent + self._delay - loop.time()
         if wait <= 0:
             self.flush()
-        else:
+        elif self._handle is None:
             self._handle = loop.call_later(wait, self.flush)
 
     def flush(self) -> None:

@@ -261,6 +261,9 @@ async def follow(
     """
     lines = lines or StdinLines()
     state = following or _Following(execution_id=execution_id)
+    # Its status events reach us without this only when this connection started or approved
+    # it; subscribing first (before reading its state) leaves no gap either way.
+    await client.subscribe(["workflow.status"], execution_ids=[execution_id])
     current = await client.request(
         WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
         WorkflowExecutionResult,

@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     """SCREAMING_SNAKE codes; clients branch on these, never on message text."""
 
     INVALID_MESSAGE = "INVALID_MESSAGE"
+    INVALID_REQUEST = "INVALID_REQUEST"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     UNAUTHORIZED = "UNAUTHORIZED"
     RATE_LIMITED = "RATE_LIMITED"

@@ -8,6 +8,7 @@ cannot run code even if the sanitiser missed something.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from starlette.requests import Request
@@ -49,6 +50,10 @@ _ASSETS = {
 }
 
 
+#: Code-split chunks from esbuild (`chunk-<hash>.js`).
+_CHUNK = re.compile(r"chunk-[A-Z0-9]{8}\.js")
+
+
 def _secure(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -65,7 +70,7 @@ async def index(request: Request) -> Response:
 
 async def asset(request: Request) -> Response:
     name = request.path_params["name"]
-    media_type = _ASSETS.get(name)
+    media_type = _ASSETS.get(name) or (_ASSETS["app.js"] if _CHUNK.fullmatch(name) else None)
     path = STATIC / name
     if media_type is None or not path.is_file():
         return _secure(PlainTextResponse("not found", 404))

@@ -17,6 +17,7 @@ export function Chat({ id }: { id?: string }) {
   const send = useAction();
   const bottom = useRef<HTMLDivElement>(null);
   const started = useRef<string | null>(null);
+  const composer = useRef<HTMLTextAreaElement>(null);
 
   useEffect(() => setSessionId(id), [id]);
   const history = useLoad(
@@ -74,7 +75,8 @@ export function Chat({ id }: { id?: string }) {
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    const content = draft.trim();
+    // From the field itself: Enter right after typing may precede the re-render.
+    const content = (composer.current?.value ?? draft).trim();
     if (!content) return;
     setEntries((all) => [...all, { kind: "user", text: content }]);
     setDraft("");
@@ -120,6 +122,7 @@ export function Chat({ id }: { id?: string }) {
           <label class="sr-only" for="chat-input">Message</label>
           <textarea
             id="chat-input"
+            ref={composer}
             rows={2}
             value={draft}
             placeholder="Message the agent (Enter sends, Shift+Enter for a new line)"

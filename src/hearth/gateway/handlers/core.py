@@ -10,7 +10,7 @@ from hearth.store.nodes import NodeRepository
 
 
 @handles(Ping)
-async def ping(message: Ping, ctx: HandlerContext) -> Pong:
+def ping(message: Ping, ctx: HandlerContext) -> Pong:
     return Pong(id=message.id)
 
 
