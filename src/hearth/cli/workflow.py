@@ -142,11 +142,14 @@ def validate(file: Path, data_dir: DataDirOption = None) -> None:
     a template names must be declared.
     """
     # Imported here: the tool registry pulls in httpx, which `hearth --help` need not load.
+    from hearth.mcp import McpManager
     from hearth.tools import ToolRegistry, builtin_tools
     from hearth.workflows.checks import check_workflow
 
     settings = settings_for(data_dir)
     tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+    # MCP tools are known only to a running server: steps naming them are warned about.
+    tools.add_source(McpManager(settings.mcp, None))
     loaded = check_workflow(load_workflow_file(file), tools)
     if loaded.valid and loaded.definition is not None:
         count = len(loaded.definition.steps)
