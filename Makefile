@@ -12,7 +12,7 @@ SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 # The suite waits on real processes and clocks more than it computes: two workers halve it.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format bench clean venv
+.PHONY: run test lint format bench soak clean venv web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,23 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
+# The dashboard: TypeScript types from the protocol's schema, then the bundle into
+# src/hearth/web/static (both committed, so running Hearth needs no Node). Needs node and npm.
+web: $(STAMP)
+	$(BIN)/python -m hearth.web.typegen > web/src/protocol.ts
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build
+
 bench: $(STAMP)
 	$(BIN)/python bench/ws_roundtrip.py
+
+# The reliability suite at full size (minutes): 100 000 fuzzed frames, then 100 SIGKILLs on
+# SQLite and, when HEARTH_TEST_DATABASE_URL is set, 100 on two PostgreSQL gateways.
+soak: $(STAMP)
+	$(BIN)/python bench/fuzz.py
+	$(BIN)/python bench/soak.py
+	@if [ -n "$$HEARTH_TEST_DATABASE_URL" ]; then \
+		$(BIN)/python bench/soak.py --backend postgres --nodes 2; \
+	else echo "soak: PostgreSQL skipped (set HEARTH_TEST_DATABASE_URL)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -66,7 +66,10 @@ from common import Child
 
 WORKFLOW_ID = "noop"
 WORKFLOW_YAML = "name: Does nothing\nsteps:\n  - {id: noop, action: noop}\n"
-DEFAULT_SCHEDULES = 100_000  # scenario 1
+DEFAULT_SCHEDULES = 100_000  # scenario 1: the count the targets are judged at
+DEFAULT_HOLD_COUNTS = [10_000, 100_000]  # scenario 1 (1 000 000 with --million)
+#: APScheduler in memory has to add every job again at start-up (about 30 s for 100 000).
+MEMORY_HOLD_MAX = 100_000
 DEFAULT_FIRE_SCHEDULES = 1_000  # scenario 2
 DEFAULT_SECONDS = 30  # scenario 2: measured window
 DEFAULT_WARMUP = 2  # scenario 2: ticks before the window, not measured
@@ -79,6 +82,7 @@ INSERT_CHUNK = 5_000
 TARGET_READY_S = 5.0  # gateway start-to-ready with 100 000 schedules
 TARGET_RSS_FRACTION = 1 / 3  # gateway peak RSS <= 1/3 of APScheduler's
 TARGET_P99_MS = 100.0  # firing lateness p99, every run recorded durably
+TARGET_PING_P99_MS = 20.0  # ping round trip from a connected client while firing
 START_TIMEOUT_S = 180.0  # APScheduler needs about 30 s to add 100 000 jobs; a busy machine more
 PING_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 15.0  # SIGTERM grace before SIGKILL
@@ -201,6 +205,85 @@ async def _aps_fire(jobs: int, anchor: float, until: float, out: Path) -> None:
     )
 
 
+APS_TABLE = "apscheduler_jobs"
+
+
+def aps_prepare_store(jobs: int, path: Path) -> float:
+    """Write `jobs` cron jobs into a SQLAlchemyJobStore on SQLite, as APScheduler stores them.
+
+    Rows are written directly (the pickled job state the store itself writes, one state per
+    distinct expression with its own id), because adding a million jobs one by one through
+    `add_job` would take far longer than the measurement; a restart reads them the same way.
+    Returns seconds taken.
+    """
+    import pickle
+
+    from apscheduler.job import Job  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
+
+    begun = time.perf_counter()
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    store = SQLAlchemyJobStore(url=f"sqlite:///{path}", tablename=APS_TABLE)
+    store.start(scheduler, "default")
+    now = datetime.now(UTC)
+    states: dict[str, tuple[dict[str, Any], float]] = {}
+    with store.engine.begin() as conn:
+        chunk: list[dict[str, Any]] = []
+        for index in range(jobs):
+            expression = cron_for(index)
+            if expression not in states:
+                trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+                first = trigger.get_next_fire_time(None, now)
+                job = Job(
+                    scheduler,
+                    id="template",
+                    func=_aps_call_time,
+                    trigger=trigger,
+                    executor="default",
+                    args=(),
+                    kwargs={},
+                    name="job",
+                    misfire_grace_time=1,
+                    coalesce=True,
+                    max_instances=1,
+                    next_run_time=first,
+                )
+                states[expression] = (job.__getstate__(), first.timestamp())
+            state, at = states[expression]
+            job_id = f"s{index}"
+            chunk.append(
+                {
+                    "id": job_id,
+                    "next_run_time": at,
+                    "job_state": pickle.dumps({**state, "id": job_id}, store.pickle_protocol),
+                }
+            )
+            if len(chunk) >= INSERT_CHUNK:
+                conn.execute(store.jobs_t.insert(), chunk)
+                chunk = []
+        if chunk:
+            conn.execute(store.jobs_t.insert(), chunk)
+    store.shutdown()
+    return time.perf_counter() - begun
+
+
+async def _aps_restart(path: Path, ready_file: Path) -> None:
+    """Start an AsyncIOScheduler on an existing SQLAlchemyJobStore; ready once it runs."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+
+    stopped = common.stop_signal()
+    store = SQLAlchemyJobStore(url=f"sqlite:///{path}", tablename=APS_TABLE)
+    scheduler = AsyncIOScheduler(timezone=UTC, jobstores={"default": store})
+    scheduler.start()
+    await asyncio.sleep(0)  # its first wake-up: due jobs looked up, the next wake-up planned
+    common.write_json_atomic(ready_file, {"rss": _own_rss()})
+    await stopped
+    scheduler.shutdown(wait=False)
+
+
 # --------------------------------------------------------------------------- Hearth's data
 
 
@@ -281,15 +364,49 @@ def _sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'hearth.db'}"
 
 
-async def prepare_data_dir(data_dir: Path, rows: list[dict[str, Any]]) -> float:
+def _asyncpg_dsn(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres(base: str) -> Any:
+    """A new database `hearth_bench_<random>` on the server of `base`, dropped afterwards."""
+    import asyncpg  # type: ignore[import-untyped, unused-ignore]
+    from sqlalchemy.engine import make_url
+
+    name = f"hearth_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(base))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_asyncpg_dsn(base))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def write_workflow(data_dir: Path) -> None:
+    (data_dir / "workflows").mkdir(parents=True, exist_ok=True)
+    (data_dir / "workflows" / f"{WORKFLOW_ID}.yaml").write_text(WORKFLOW_YAML, encoding="utf-8")
+
+
+async def prepare_data_dir(
+    data_dir: Path, rows: list[dict[str, Any]], url: str | None = None
+) -> float:
     """Migrate a fresh database, add the no-op workflow and the rows; returns seconds taken."""
     from hearth.store import Database
     from hearth.store.tables import schedules
 
     begun = time.perf_counter()
-    (data_dir / "workflows").mkdir(parents=True, exist_ok=True)
-    (data_dir / "workflows" / f"{WORKFLOW_ID}.yaml").write_text(WORKFLOW_YAML, encoding="utf-8")
-    db = Database.from_url(_sqlite_url(data_dir))
+    write_workflow(data_dir)
+    db = Database.from_url(url or _sqlite_url(data_dir))
     try:
         await db.upgrade()
         async with db.begin() as conn:
@@ -446,6 +563,28 @@ async def hold_apscheduler(workdir: Path, count: int, settle: float) -> HoldResu
     return result
 
 
+async def hold_apscheduler_persisted(workdir: Path, count: int, settle: float) -> HoldResult:
+    """APScheduler restarted on a SQLAlchemyJobStore (SQLite) already holding `count` jobs."""
+    path = workdir / f"aps-jobs-{count}.sqlite"
+    ready_file = workdir / f"aps-restart-{count}.json"
+    prepare_s = await asyncio.to_thread(aps_prepare_store, count, path)
+    with common.stopping(STOP_TIMEOUT_S) as started:
+        args = common.script(
+            __file__, "--aps-restart", "--aps-db", str(path), "--aps-file", str(ready_file)
+        )
+        child = common.spawn(f"apscheduler-restart-{count}", args, workdir, started)
+        result = await _hold(
+            child,
+            lambda: wait_file(child, ready_file, START_TIMEOUT_S),
+            settle,
+            "apscheduler+sqlite",
+            count,
+        )
+    result.extra = {"prepare_s": prepare_s}
+    path.unlink(missing_ok=True)
+    return result
+
+
 # --------------------------------------------------------------------------- scenario 2: firing
 
 
@@ -481,40 +620,179 @@ async def _sleep_until(moment: float, child: Child) -> None:
         child.check_alive()
 
 
-async def fire_hearth(
-    workdir: Path, count: int, seconds: int, warmup: int, profile: Path | None = None
-) -> FireResult:
-    """`count` every-1s schedules in a real gateway; lateness read from the database afterwards.
+@dataclass
+class FireSetup:
+    """Where and how the gateways under test run (scenario 2)."""
 
-    With `profile`, the gateway runs under cProfile, which writes its statistics there on exit.
+    database_url: str | None = None  # None: a SQLite file in the first node's data directory
+    nodes: int = 1
+    clients: int = 0
+    client_topics: str = "default"  # or "all": each client subscribes to every schedule.run
+    profile: Path | None = None
+
+
+class EventClient:
+    """One WebSocket client connected while the schedules fire, reading every frame.
+
+    With topics `all` it first subscribes to `schedule.run` (per the subscribe protocol; a
+    gateway that does not know the message answers with an error, and then sends everything
+    anyway). It counts the events it read and whether the gateway closed it; `ping` measures a
+    round trip on the same connection, between the events.
     """
-    data_dir = workdir / "fire-hearth"
+
+    def __init__(self, data_dir: Path, topics: str) -> None:
+        self.data_dir = data_dir
+        self.topics = topics
+        self.events = 0
+        self.closed: str | None = None  # why the gateway closed it before the end
+        self.subscribe_reply: str | None = None
+        self._ws: Any = None
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        endpoint = common.gateway_endpoint(self.data_dir)
+        self._ws = await connect(endpoint.url, proxy=None, max_size=None)
+        await common.say_hello(self._ws, endpoint.token, PING_TIMEOUT_S)
+        if self.topics == "all":
+            await self._ws.send(
+                json.dumps({"type": "subscribe", "id": "sub", "topics": ["schedule.run"]})
+            )
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                while True:
+                    reply = json.loads(await self._ws.recv())
+                    if reply.get("id") == "sub":
+                        # An error reply: the gateway has no subscriptions yet and sends
+                        # every event to everyone, which is what `all` asks for anyway.
+                        self.subscribe_reply = str(reply.get("type"))
+                        break
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for frame in self._ws:
+                message = json.loads(frame)
+                waiting = self._waiting.pop(str(message.get("id")), None)
+                if waiting is not None:
+                    waiting.set_result(time.perf_counter())
+                elif "id" not in message:
+                    self.events += 1
+        except ConnectionClosed as exc:
+            self.closed = (
+                f"{exc.rcvd.code if exc.rcvd else '?'} {exc.rcvd.reason if exc.rcvd else ''}"
+            )
+        else:
+            self.closed = "closed"
+
+    async def ping(self, number: int) -> float | None:
+        """One `ping` round trip in seconds, None if it timed out or the socket is gone."""
+        if self.closed is not None:
+            return None
+        key = f"p{number}"
+        answered: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = answered
+        sent = time.perf_counter()
+        try:
+            await self._ws.send(json.dumps({"type": "ping", "id": key}))
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                return (await answered) - sent
+        except Exception:
+            self._waiting.pop(key, None)
+            return None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+
+
+async def _ping_loop(client: EventClient, until: float, out: list[float]) -> None:
+    """A ping every 100 ms from `client` until wall-clock `until`."""
+    number = 0
+    while time.time() < until:
+        number += 1
+        took = await client.ping(number)
+        if took is not None:
+            out.append(took)
+        await asyncio.sleep(0.1)
+
+
+async def fire_hearth(
+    workdir: Path, count: int, seconds: int, warmup: int, setup: FireSetup
+) -> FireResult:
+    """`count` every-1s schedules in real gateways (`setup.nodes` of them sharing PostgreSQL,
+    or one on SQLite); lateness read from the database afterwards.
+
+    With `setup.profile`, the (first) gateway runs under cProfile, which writes its statistics
+    there on exit.
+    """
+    data_dirs = [workdir / f"fire-hearth-{n}" for n in range(setup.nodes)]
     now = datetime.now(UTC)
     anchor = math.ceil(now.timestamp()) + HEARTH_LEAD_S
-    await prepare_data_dir(data_dir, every_rows(count, datetime.fromtimestamp(anchor, UTC), now))
-    args = common.gateway_args(data_dir)
-    if profile is not None:
-        args = ["-m", "cProfile", "-o", str(profile.resolve()), *args]
+    rows = every_rows(count, datetime.fromtimestamp(anchor, UTC), now)
+    await prepare_data_dir(data_dirs[0], rows, setup.database_url)
+    for data_dir in data_dirs[1:]:
+        write_workflow(data_dir)
+    env = None
+    if setup.database_url is not None:
+        env = {**os.environ, "HEARTH_DATABASE_URL": setup.database_url}
+    clients: list[EventClient] = []
+    pings: list[float] = []
     with common.stopping(STOP_TIMEOUT_S) as started:
-        child = common.spawn("gateway-fire", args, workdir, started)
-        with RssSampler(child) as sampler:
-            await wait_gateway_ready(child, data_dir, START_TIMEOUT_S)
+        children = []
+        for number, data_dir in enumerate(data_dirs):
+            args = common.gateway_args(data_dir)
+            if setup.profile is not None and number == 0:
+                args = ["-m", "cProfile", "-o", str(setup.profile.resolve()), *args]
+            children.append(common.spawn(f"gateway-fire-{number}", args, workdir, started, env=env))
+        with RssSampler(children[0]) as sampler:
+            for child, data_dir in zip(children, data_dirs, strict=True):
+                await wait_gateway_ready(child, data_dir, START_TIMEOUT_S)
+            for number in range(setup.clients):
+                client = EventClient(data_dirs[number % setup.nodes], setup.client_topics)
+                await client.start()
+                clients.append(client)
             # On a busy machine the gateway may come up after the first tick: it then catches
             # up once (one run per schedule, the rest recorded as missed), and the window starts
             # `warmup` ticks after it was ready instead, so that burst is not measured.
             window_start = max(anchor, math.ceil(time.time())) + warmup
             window_end = window_start + seconds
-            await _sleep_until(window_start, child)
-            cpu_start = child.cpu_seconds()
-            await _sleep_until(window_end, child)
-            cpu = child.cpu_seconds() - cpu_start
-            await _sleep_until(window_end + DRAIN_S, child)
+            await _sleep_until(window_start, children[0])
+            cpu_start = sum(child.cpu_seconds() for child in children)
+            pinger = None
+            if clients:
+                pinger = asyncio.create_task(_ping_loop(clients[0], window_end, pings))
+            await _sleep_until(window_end, children[0])
+            cpu = sum(child.cpu_seconds() for child in children) - cpu_start
+            if pinger is not None:
+                await pinger
+            await _sleep_until(window_end + DRAIN_S, children[0])
             peak = sampler.high_water()
-    return await _read_hearth_runs(data_dir, count, seconds, window_start, window_end, cpu, peak)
+            for client in clients:
+                await client.stop()
+    url = setup.database_url or _sqlite_url(data_dirs[0])
+    result = await _read_hearth_runs(url, count, seconds, window_start, window_end, cpu, peak)
+    result.extra["nodes"] = setup.nodes
+    if clients:
+        result.extra["clients"] = {
+            "count": len(clients),
+            "topics": setup.client_topics,
+            "subscribe_reply": clients[0].subscribe_reply,
+            "closed": sum(1 for c in clients if c.closed is not None),
+            "closed_why": sorted({c.closed for c in clients if c.closed is not None}),
+            "events_read": [c.events for c in clients],
+            "ping": _distribution(pings),
+        }
+    return result
 
 
 async def _read_hearth_runs(
-    data_dir: Path,
+    url: str,
     count: int,
     seconds: int,
     window_start: float,
@@ -522,40 +800,44 @@ async def _read_hearth_runs(
     cpu: float,
     peak: int,
 ) -> FireResult:
-    """Every tick of the window as the durable tables recorded it (the gateway has stopped)."""
+    """Every tick of the window as the durable tables recorded it (the gateways have stopped)."""
     import sqlalchemy as sa
 
     from hearth.store import Database
     from hearth.store.tables import schedule_runs, step_runs, workflow_executions
 
     rc, ec, sc = schedule_runs.c, workflow_executions.c, step_runs.c
+    start_at = datetime.fromtimestamp(window_start, UTC)
+    end_at = datetime.fromtimestamp(window_end, UTC)
     query = (
         sa.select(
             rc.scheduled_for,
-            rc.fired_at,
             rc.status,
             rc.missed_count,
-            ec.started_at,
             ec.status,
             sc.started_at,
         )
         .select_from(schedule_runs)
         .outerjoin(workflow_executions, ec.id == rc.execution_id)
         .outerjoin(step_runs, sa.and_(sc.execution_id == rc.execution_id, sc.seq == 1))
-        .where(rc.scheduled_for < datetime.fromtimestamp(window_end, UTC))
+        .where(rc.scheduled_for < end_at)
     )
-    db = Database.from_url(_sqlite_url(data_dir))
+    # Each tick once: executions started for the window's ticks, per node that created them.
+    per_node = (
+        sa.select(ec.owner_node, sa.func.count())
+        .where(ec.triggered_by == "cron", ec.scheduled_for >= start_at, ec.scheduled_for < end_at)
+        .group_by(ec.owner_node)
+    )
+    db = Database.from_url(url)
     try:
         async with db.connect() as conn:
             rows = (await conn.execute(query)).all()
+            nodes = {str(node): int(n) for node, n in (await conn.execute(per_node)).all()}
     finally:
         await db.dispose()
-    recorded: list[float] = []
-    created: list[float] = []
     step: list[float] = []
-    fired = skipped = missed = completed = 0
-    statuses: dict[str, int] = {}
-    for tick, fired_at, status, missed_count, exec_started, exec_status, step_started in rows:
+    fired = skipped = missed = completed = ok = 0
+    for tick, status, missed_count, exec_status, step_started in rows:
         if status == "missed":
             # One row stands for `missed_count` consecutive ticks (1 s apart here) from
             # `scheduled_for` on; count those inside the window.
@@ -563,19 +845,14 @@ async def _read_hearth_runs(
             low = max(0, math.ceil(window_start - first))
             high = min(missed_count or 1, math.ceil(window_end - first))
             missed += max(0, high - low)
-            if high > low:
-                statuses[status] = statuses.get(status, 0) + 1
             continue
         if tick.timestamp() < window_start:
             continue
-        statuses[status] = statuses.get(status, 0) + 1
         if status == "skipped":
             skipped += 1
             continue
         fired += 1
-        recorded.append((fired_at - tick).total_seconds())
-        if exec_started is not None:
-            created.append((exec_started - tick).total_seconds())
+        ok += status == "ok"
         if step_started is not None:
             step.append((step_started - tick).total_seconds())
         if exec_status == "completed":
@@ -591,14 +868,14 @@ async def _read_hearth_runs(
         missed=missed,
         not_run=expected - fired - skipped - missed,
         completed=completed,
-        lateness={
-            "step started": _distribution(step),
-            "execution created": _distribution(created),
-            "recorded fired_at": _distribution(recorded),
-        },
+        lateness={"step started": _distribution(step)},
         cpu_s=cpu,
         rss_peak_mb=peak / MB,
-        extra={"run_statuses": statuses},
+        extra={
+            "recorded_ok": ok,
+            "executions_by_node": nodes,
+            "executions": sum(nodes.values()),
+        },
     )
 
 
@@ -670,40 +947,63 @@ def summarize(
 ) -> dict[str, Any]:
     """The figures, the ratios and the targets of the issue, as data (printed as text or JSON)."""
     targets: dict[str, Any] = {}
-    ratios: dict[str, float] = {}
-    hearth_hold = next((r for r in hold if r.system == "hearth" and r.schedules > 0), None)
+    ratios: dict[str, Any] = {}
     empty = next((r for r in hold if r.system == "hearth" and r.schedules == 0), None)
-    aps_hold = next((r for r in hold if r.system == "apscheduler"), None)
-    if hearth_hold is not None:
-        targets["ready_s"] = {
-            "target": TARGET_READY_S,
-            "value": hearth_hold.ready_s,
-            "met": hearth_hold.ready_s <= TARGET_READY_S,
-        }
-    if hearth_hold is not None and aps_hold is not None:
-        ratios["ready_hearth_over_apscheduler"] = hearth_hold.ready_s / aps_hold.ready_s
-        ratios["rss_peak_hearth_over_apscheduler"] = hearth_hold.rss_peak_mb / aps_hold.rss_peak_mb
-        targets["rss_peak_fraction"] = {
-            "target": TARGET_RSS_FRACTION,
-            "value": ratios["rss_peak_hearth_over_apscheduler"],
-            "met": ratios["rss_peak_hearth_over_apscheduler"] <= TARGET_RSS_FRACTION,
-        }
+    held: dict[str, dict[str, float]] = {}
+    for hearth_hold in (r for r in hold if r.system == "hearth" and r.schedules > 0):
+        count = hearth_hold.schedules
+        same = {r.system: r for r in hold if r.schedules == count}
+        row: dict[str, float] = {}
+        for system, label in (("apscheduler+sqlite", "sqlite"), ("apscheduler", "memory")):
+            other = same.get(system)
+            if other is not None:
+                row[f"ready_over_aps_{label}"] = hearth_hold.ready_s / other.ready_s
+                row[f"rss_peak_over_aps_{label}"] = hearth_hold.rss_peak_mb / other.rss_peak_mb
         if empty is not None:
-            hearth_growth = hearth_hold.rss_peak_mb - empty.rss_peak_mb
-            aps_growth = aps_hold.extra["rss_after_add_mb"] - aps_hold.extra["rss_before_add_mb"]
-            ratios["rss_growth_hearth_mb"] = hearth_growth
-            ratios["rss_growth_apscheduler_mb"] = aps_growth
+            row["rss_growth_hearth_mb"] = hearth_hold.rss_peak_mb - empty.rss_peak_mb
+        held[str(count)] = row
+        if count == DEFAULT_SCHEDULES:
+            targets["ready_s"] = {
+                "target": TARGET_READY_S,
+                "value": hearth_hold.ready_s,
+                "met": hearth_hold.ready_s <= TARGET_READY_S,
+            }
+            if "rss_peak_over_aps_memory" in row:
+                targets["rss_peak_fraction"] = {
+                    "target": TARGET_RSS_FRACTION,
+                    "value": row["rss_peak_over_aps_memory"],
+                    "met": row["rss_peak_over_aps_memory"] <= TARGET_RSS_FRACTION,
+                }
+    if held:
+        ratios["hold"] = held
     hearth_fire = next((r for r in fire if r.system == "hearth"), None)
     aps_fire = next((r for r in fire if r.system == "apscheduler"), None)
     if hearth_fire is not None:
         p99 = float(hearth_fire.lateness["step started"]["p99_ms"])
-        durable = hearth_fire.not_run == 0 and hearth_fire.missed == 0
+        extra = hearth_fire.extra
+        durable = (
+            hearth_fire.not_run == 0
+            and hearth_fire.missed == 0
+            and hearth_fire.completed == hearth_fire.fired
+            and extra["recorded_ok"] == hearth_fire.fired
+        )
+        once = extra["executions"] == hearth_fire.fired
         targets["lateness_p99_ms"] = {
             "target": TARGET_P99_MS,
             "value": p99,
-            "every_tick_recorded": durable,
-            "met": p99 <= TARGET_P99_MS and durable,
+            "every_tick_completed_ok": durable,
+            "each_tick_once": once,
+            "met": p99 <= TARGET_P99_MS and durable and once,
         }
+        clients = extra.get("clients")
+        if clients:
+            ping = float(clients["ping"]["p99_ms"])
+            targets["clients"] = {
+                "closed": clients["closed"],
+                "ping_p99_ms": ping,
+                "ping_target_ms": TARGET_PING_P99_MS,
+                "met": clients["closed"] == 0 and ping <= TARGET_PING_P99_MS,
+            }
     if hearth_fire is not None and aps_fire is not None:
         ratios["cpu_hearth_over_apscheduler"] = hearth_fire.cpu_s / max(aps_fire.cpu_s, 1e-9)
     return {
@@ -715,7 +1015,11 @@ def summarize(
             aiosqlite=_version("aiosqlite"),
         ),
         "args": {
-            "schedules": args.schedules,
+            "backend": args.backend,
+            "nodes": args.nodes,
+            "clients": args.clients,
+            "client_topics": args.client_topics,
+            "hold_counts": args.hold_counts + ([1_000_000] if args.million else []),
             "fire_schedules": args.fire_schedules,
             "seconds": args.seconds,
             "warmup": args.warmup,
@@ -740,61 +1044,77 @@ def print_text(summary: dict[str, Any]) -> None:
         print()
         print("1. Holding schedules: spawn -> ready, memory (MB)")
         print(
-            f"{'system':<12} {'schedules':>9} {'ready s':>8} {'RSS@ready':>9} {'RSS end':>8} "
+            f"{'system':<19} {'schedules':>9} {'ready s':>8} {'RSS@ready':>9} {'RSS end':>8} "
             f"{'peak RSS':>8} {'CPU s':>6}  notes"
         )
         for r in summary["hold"]:
             extra = r["extra"]
             if r["system"] == "apscheduler":
-                note = (
-                    f"add {extra['add_s']:.1f} s, RSS {extra['rss_before_add_mb']:.0f} -> "
-                    f"{extra['rss_after_add_mb']:.0f} MB while adding"
-                )
+                note = f"in memory: add_job x{r['schedules']} took {extra['add_s']:.1f} s"
+            elif r["system"] == "apscheduler+sqlite":
+                note = f"restart on its job store (rows written in {extra['prepare_s']:.1f} s)"
             else:
                 note = f"rows written in {extra['prepare_s']:.1f} s before spawn"
             print(
-                f"{r['system']:<12} {r['schedules']:>9} {r['ready_s']:>8.2f} "
+                f"{r['system']:<19} {r['schedules']:>9} {r['ready_s']:>8.2f} "
                 f"{r['rss_ready_mb']:>9.0f} {r['rss_end_mb']:>8.0f} {r['rss_peak_mb']:>8.0f} "
                 f"{r['cpu_s']:>6.1f}  {note}"
             )
-        ratios = summary["ratios"]
-        if "ready_hearth_over_apscheduler" in ratios:
-            print(
-                f"ratio hearth/apscheduler: ready {ratios['ready_hearth_over_apscheduler']:.3f}x, "
-                f"peak RSS {ratios['rss_peak_hearth_over_apscheduler']:.3f}x"
-            )
-        if "rss_growth_hearth_mb" in ratios:
-            print(
-                f"memory for the schedules themselves: hearth +{ratios['rss_growth_hearth_mb']:.0f}"
-                f" MB (peak vs an empty gateway), apscheduler "
-                f"+{ratios['rss_growth_apscheduler_mb']:.0f} MB (while adding)"
-            )
+        for count, row in summary["ratios"].get("hold", {}).items():
+            parts = []
+            for label in ("sqlite", "memory"):
+                if f"ready_over_aps_{label}" in row:
+                    parts.append(
+                        f"vs APScheduler ({label}) ready {row[f'ready_over_aps_{label}']:.2f}x, "
+                        f"peak RSS {row[f'rss_peak_over_aps_{label}']:.2f}x"
+                    )
+            if "rss_growth_hearth_mb" in row:
+                parts.append(f"hearth +{row['rss_growth_hearth_mb']:.0f} MB over an empty gateway")
+            print(f"ratio hearth/apscheduler at {count}: " + "; ".join(parts))
     if summary["fire"]:
         print()
         first = summary["fire"][0]
+        hearth = next((r for r in summary["fire"] if r["system"] == "hearth"), None)
+        where = ""
+        if hearth is not None:
+            nodes = hearth["extra"]["nodes"]
+            where = f", Hearth on {summary['args']['backend']} with {nodes} node(s)"
         print(
-            f"2. Firing: {first['schedules']} schedules every 1 s, {first['seconds']} s window "
-            "(lateness = actual start - scheduled tick)"
+            f"2. Firing: {first['schedules']} schedules every 1 s, {first['seconds']} s window"
+            f"{where} (lateness = first step started - scheduled tick)"
         )
-        print(f"{'system':<12} {'measure':<18} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-        for r in summary["fire"]:
-            for measure, dist in r["lateness"].items():
-                print(
-                    f"{r['system']:<12} {measure:<18} {dist['n']:>6} {dist['p50_ms']:>8.1f} "
-                    f"{dist['p99_ms']:>8.1f} {dist['max_ms']:>8.1f}"
-                )
         print(
-            f"{'system':<12} {'expected':>8} {'fired':>6} {'skipped':>7} {'missed':>6} "
-            f"{'not run':>7} {'done':>6} {'CPU s':>6} {'CPU %':>6} {'us/tick':>8} {'peak RSS':>8}"
+            f"{'system':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'fired':>6} "
+            f"{'lost':>5} {'done':>6} {'CPU s':>6} {'CPU %':>6} {'us/tick':>8} {'peak RSS':>8}"
         )
         for r in summary["fire"]:
+            (dist,) = r["lateness"].values()
+            lost = r["not_run"] + r["missed"] + r["skipped"]
             print(
-                f"{r['system']:<12} {r['expected']:>8} {r['fired']:>6} {r['skipped']:>7} "
-                f"{r['missed']:>6} {r['not_run']:>7} {r['completed']:>6} {r['cpu_s']:>6.1f} "
-                f"{r['cpu_pct']:>5.0f}% {r['cpu_us_per_tick']:>8.0f} {r['rss_peak_mb']:>8.0f}"
+                f"{r['system']:<12} {dist['p50_ms']:>8.1f} {dist['p99_ms']:>8.1f} "
+                f"{dist['max_ms']:>8.1f} {r['fired']:>6} {lost:>5} {r['completed']:>6} "
+                f"{r['cpu_s']:>6.1f} {r['cpu_pct']:>5.0f}% {r['cpu_us_per_tick']:>8.0f} "
+                f"{r['rss_peak_mb']:>8.0f}"
             )
-            if r["extra"].get("run_statuses"):
-                print(f"{'':<12} schedule_runs statuses: {r['extra']['run_statuses']}")
+        if hearth is not None:
+            extra = hearth["extra"]
+            if extra["nodes"] > 1:
+                shares = ", ".join(str(n) for n in sorted(extra["executions_by_node"].values()))
+                print(f"executions per node: {shares}")
+            clients = extra.get("clients")
+            if clients:
+                reads = ", ".join(str(n) for n in clients["events_read"])
+                print(
+                    f"{clients['count']} clients ({clients['topics']} topics"
+                    + (
+                        f", subscribe answered {clients['subscribe_reply']}"
+                        if clients["subscribe_reply"]
+                        else ""
+                    )
+                    + f"): closed {clients['closed']} {clients['closed_why'] or ''}, "
+                    f"events read {reads}; ping n={clients['ping']['n']} p50 "
+                    f"{clients['ping']['p50_ms']:.1f} ms, p99 {clients['ping']['p99_ms']:.1f} ms"
+                )
     targets = summary["targets"]
     print()
     if "ready_s" in targets:
@@ -812,9 +1132,16 @@ def print_text(summary: dict[str, Any]) -> None:
     if "lateness_p99_ms" in targets:
         t = targets["lateness_p99_ms"]
         print(
-            f"target: lateness p99 <= {t['target']:.0f} ms (step started), every tick run and "
-            f"recorded: {t['value']:.1f} ms, every tick recorded: {t['every_tick_recorded']} -> "
+            f"target: lateness p99 <= {t['target']:.0f} ms, every fired tick completed and "
+            f"recorded ok, each tick once: {t['value']:.1f} ms, completed ok: "
+            f"{t['every_tick_completed_ok']}, once: {t['each_tick_once']} -> "
             f"{common.verdict(t['met'])}"
+        )
+    if "clients" in targets:
+        t = targets["clients"]
+        print(
+            f"target: no client closed, ping p99 <= {t['ping_target_ms']:.0f} ms: closed "
+            f"{t['closed']}, ping p99 {t['ping_p99_ms']:.1f} ms -> {common.verdict(t['met'])}"
         )
 
 
@@ -828,17 +1155,38 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.scenario in ("hold", "both"):
         print("  hold: empty gateway ...", file=sys.stderr, flush=True)
         hold.append(await hold_hearth(workdir, 0, args.settle))
-        print(f"  hold: gateway with {args.schedules} schedules ...", file=sys.stderr, flush=True)
-        hold.append(await hold_hearth(workdir, args.schedules, args.settle))
-        print(f"  hold: APScheduler with {args.schedules} jobs ...", file=sys.stderr, flush=True)
-        hold.append(await hold_apscheduler(workdir, args.schedules, args.settle))
+        counts = args.hold_counts + ([1_000_000] if args.million else [])
+        for count in counts:
+            print(f"  hold: gateway with {count} schedules ...", file=sys.stderr, flush=True)
+            hold.append(await hold_hearth(workdir, count, args.settle))
+            print(f"  hold: APScheduler+SQLite, {count} jobs ...", file=sys.stderr, flush=True)
+            hold.append(await hold_apscheduler_persisted(workdir, count, args.settle))
+            if count <= MEMORY_HOLD_MAX:
+                print(f"  hold: APScheduler in memory, {count} jobs ...", file=sys.stderr)
+                hold.append(await hold_apscheduler(workdir, count, args.settle))
     if args.scenario in ("fire", "both"):
         print(f"  fire: APScheduler, {args.seconds} s ...", file=sys.stderr, flush=True)
         fire.append(await fire_apscheduler(workdir, args.fire_schedules, args.seconds, args.warmup))
         print(f"  fire: gateway, {args.seconds} s ...", file=sys.stderr, flush=True)
-        fire.append(
-            await fire_hearth(workdir, args.fire_schedules, args.seconds, args.warmup, args.profile)
+        setup = FireSetup(
+            database_url=None,
+            nodes=args.nodes,
+            clients=args.clients,
+            client_topics=args.client_topics,
+            profile=args.profile,
         )
+        if args.backend == "postgres":
+            async with fresh_postgres(args.database_url) as url:
+                setup.database_url = url
+                fire.append(
+                    await fire_hearth(
+                        workdir, args.fire_schedules, args.seconds, args.warmup, setup
+                    )
+                )
+        else:
+            fire.append(
+                await fire_hearth(workdir, args.fire_schedules, args.seconds, args.warmup, setup)
+            )
     return summarize(hold, fire, args)
 
 
@@ -846,7 +1194,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--scenario", choices=("hold", "fire", "both"), default="both")
     parser.add_argument(
-        "--schedules", type=int, default=DEFAULT_SCHEDULES, help="scenario 1 (default 100 000)"
+        "--schedules",
+        dest="hold_counts",
+        type=int,
+        nargs="+",
+        default=DEFAULT_HOLD_COUNTS,
+        help="scenario 1: schedule counts (default 10 000 and 100 000)",
+    )
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="scenario 1: also 1 000 000 schedules (opt-in: writing and starting take minutes)",
     )
     parser.add_argument(
         "--fire-schedules",
@@ -868,6 +1226,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="scenario 2: run the gateway under cProfile and write its statistics to this file",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="scenario 2: the gateways' database (postgres: a fresh database on the server of "
+        "--database-url, dropped afterwards)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("HEARTH_BENCH_DATABASE_URL")
+        or os.environ.get("HEARTH_TEST_DATABASE_URL")
+        or "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="scenario 2 with --backend postgres: any database on the server to use",
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="scenario 2: gateways sharing PostgreSQL (1)"
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="scenario 2: WebSocket clients connected while firing, reading every event (0)",
+    )
+    parser.add_argument(
+        "--client-topics",
+        choices=("default", "all"),
+        default="default",
+        help="scenario 2: default subscriptions, or `all`: each client subscribes to every "
+        "schedule.run",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     # The APScheduler children run this same file with these:
@@ -876,9 +1264,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--aps-anchor", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--aps-until", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--aps-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--aps-restart", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--aps-db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0 or args.schedules <= 0 or args.fire_schedules <= 0:
+    if (
+        args.seconds <= 0
+        or args.warmup < 0
+        or min(args.hold_counts) <= 0
+        or args.fire_schedules <= 0
+    ):
         parser.error("--seconds, --schedules and --fire-schedules must be > 0, --warmup >= 0")
+    if args.nodes < 1 or args.clients < 0:
+        parser.error("--nodes must be >= 1 and --clients >= 0")
+    if args.nodes > 1 and args.backend != "postgres":
+        parser.error("--nodes > 1 needs --backend postgres (a SQLite file has one gateway)")
     return args
 
 
@@ -886,6 +1285,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.aps_hold is not None:
         asyncio.run(_aps_hold(args.aps_hold, args.aps_file))
+        return 0
+    if args.aps_restart:
+        asyncio.run(_aps_restart(args.aps_db, args.aps_file))
         return 0
     if args.aps_fire is not None:
         asyncio.run(_aps_fire(args.aps_fire, args.aps_anchor, args.aps_until, args.aps_file))

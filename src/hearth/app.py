@@ -44,7 +44,9 @@ from hearth.gateway.handlers import (
     config,
     core,
     heartbeat,
+    mcp,
     schedules,
+    subscriptions,
     telegram,
     workflows,
 )
@@ -61,6 +63,7 @@ from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
 from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
+from hearth.mcp import McpManager
 from hearth.metrics import Metrics
 from hearth.models import ModelFactory
 from hearth.netrules import NetPolicy
@@ -75,6 +78,7 @@ from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeRepository
 from hearth.store.notifications import NotificationRepository
 from hearth.store.schedules import ScheduleRepository
+from hearth.store.tick_stores import tick_store
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.engine import EngineConfig, WorkflowEngine
@@ -94,6 +98,7 @@ def heartbeat_config(settings: Settings) -> HeartbeatConfig:
         dedupe_window=settings.heartbeat.dedupe_window,
         failing_after=settings.heartbeat.failing_after,
         allow_outside=settings.heartbeat.allow_outside,
+        tool_policy=dict(settings.tools.policy),
     )
 
 
@@ -163,6 +168,9 @@ class Hearth:
         )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.keys = KeyLookup(self.secrets)
+        #: MCP servers lend their tools to the registry as SERVER.TOOL; they start on first use.
+        self.mcp = McpManager(settings.mcp, self.secrets)
+        self.tools.add_source(self.mcp)
         self.models = self._model_factory(settings)
         #: Factories replaced by a reload; their HTTP clients may still serve a running call,
         #: so they are closed when the gateway stops.
@@ -218,6 +226,7 @@ class Hearth:
             self.bus,
             targets,
             scheduler_config(settings),
+            store=tick_store(self.db, self.workflows.executions),
         )
         self.chat = ChatService(
             db=self.db,
@@ -274,9 +283,21 @@ class Hearth:
             telegram=self.telegram,
             metrics=self.metrics,
             notifications=self.notifications,
+            mcp=self.mcp,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
+        for module in (
+            core,
+            workflows,
+            approvals,
+            schedules,
+            chat,
+            heartbeat,
+            config,
+            telegram,
+            mcp,
+            subscriptions,
+        ):
             self.router.include(module)
         self.router.include(notification_handlers)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
@@ -346,6 +367,8 @@ class Hearth:
                 raise
             effective, outcome = plan_reload(self.settings, loaded)
             self._apply_settings(effective, outcome.applied)
+            # Always: a reload also lists the tools of running MCP servers again.
+            await self.mcp.reconfigure(effective.mcp)
             line = outcome.summary(str(path))
             if outcome.needs_restart:
                 log.warning("%s (%s)", line, source)
@@ -428,6 +451,9 @@ class Hearth:
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()
+        # After the services that call tools: a step running now ends as "interrupted" (and is
+        # resumed by the next start), not failed by a server that went away under it.
+        await self.mcp.stop()
         await self.catalog.stop()
         await self.models.aclose()
         for retired in self._retired_models:

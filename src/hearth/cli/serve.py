@@ -14,6 +14,7 @@ from hearth.cli.common import DataDirOption, err_console, fail, settings_for
 from hearth.datadir import PRIVATE_UMASK, DataDirBusyError, read_token
 from hearth.gateway.logs import RotatingFile, configure_logging
 from hearth.gateway.server import PortInUseError, RemoteBindRefusedError, check_bind_host
+from hearth.malloc import limit_malloc_arenas
 from hearth.store import DatabaseUrlError
 
 
@@ -67,6 +68,8 @@ def _serve(
     allow_remote: bool | None,
     log_format: Literal["text", "json"] | None,
 ) -> None:
+    # Before any thread exists: the gateway's threads share two malloc arenas (hearth.malloc).
+    limit_malloc_arenas()
     # Everything the gateway creates (SQLite files, workspace files, tool output) is private.
     os.umask(PRIVATE_UMASK)
     settings = settings_for(

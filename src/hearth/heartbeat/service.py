@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.records import HeartbeatAlertRecord, HeartbeatRunRecord, ScheduleRecord
+from hearth.supervised import SupervisedLoop
 
 log = logging.getLogger("hearth.heartbeat")
 
@@ -104,27 +106,26 @@ class HeartbeatService:
         self.exclusive = exclusive
         self._configure_lock = asyncio.Lock()
         self._runs: dict[str, asyncio.Task[RunOutcome]] = {}
-        self._background: list[asyncio.Task[None]] = []
+        self._recovery = SupervisedLoop(
+            "heartbeat-recovery",
+            functools.partial(self._recover, at_start=False),
+            interval_s=RECOVER_EVERY_S,
+            initial_delay_s=RECOVER_EVERY_S,
+            log=log,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._recover(at_start=True)
-        self._background = [asyncio.create_task(self._recovery_loop(), name="heartbeat-recovery")]
+        self._recovery.start()
 
     async def stop(self) -> None:
-        tasks = [*self._runs.values(), *self._background]
+        await self._recovery.stop()
+        tasks = list(self._runs.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _recovery_loop(self) -> None:
-        while True:
-            await asyncio.sleep(RECOVER_EVERY_S)
-            try:
-                await self._recover(at_start=False)
-            except Exception:
-                log.exception("could not close interrupted heartbeat runs")
 
     async def _recover(self, *, at_start: bool) -> None:
         """Close runs whose process died mid-run, so they neither block the next tick (as an

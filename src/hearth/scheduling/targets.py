@@ -3,16 +3,15 @@
 `begin` runs inside the transaction that claims the tick, so the run record and whatever the
 target creates (an execution) commit together; `launch` starts it after the commit.
 
-A target that is also a `BatchScheduleTarget` can be fired by the SQLite pass, which claims
-every due schedule in one writer transaction: there the work is split into `prepare` (validate
-and build, nothing written, so a refusal needs no savepoint) and `write_sqlite` (the rows, on
-the writer's plain `sqlite3` connection). Targets without it are fired one by one through
-`begin`, on either backend.
+A target that is also a `BatchScheduleTarget` can be fired by a claiming pass, which claims a
+whole batch of due schedules in one transaction on any backend: there the target only
+`prepare`s what it starts (validated and built, nothing written, so a refusal needs no
+savepoint), and the store writes it with the claims. Targets without it are fired one by one
+through `begin`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hearth.store.executions import ExecutionRepository, PinnedSource
+from hearth.store.executions import ExecutionRepository
 from hearth.store.records import ExecutionRecord, ScheduleRecord
-from hearth.store.schedules import execution_status_sqlite
+from hearth.store.schedule_ticks import NewExecution
 from hearth.workflows.engine import WorkflowEngine
 
 #: Execution statuses in which a previous run still counts as going (overlap: skip).
@@ -54,25 +53,16 @@ class ScheduleTarget(Protocol):
 @runtime_checkable
 class BatchScheduleTarget(ScheduleTarget, Protocol):
     def prepare(self, schedule: ScheduleRecord, scheduled_for: datetime) -> Started:
-        """What `begin` would create, built but not written; raises like `begin` when the
-        target refuses (unknown workflow, input that no longer fits)."""
+        """What `begin` would create, built but not written (its handle a `NewExecution`,
+        which the store writes with the claim); raises like `begin` when the target refuses
+        (unknown workflow, input that no longer fits)."""
 
-    def write_sqlite(self, conn: sqlite3.Connection, started: Started) -> None:
-        """Write what `prepare` built, inside the scheduler's writer transaction."""
-
-    def busy_sqlite(self, conn: sqlite3.Connection, schedule: ScheduleRecord) -> bool:
-        """`busy`, read inside the writer transaction that claims the tick."""
+    def busy_given(self, previous_status: str | None) -> bool:
+        """`busy`, from the status of the schedule's last execution as the claiming
+        transaction read it."""
 
     def launch_at(self, started: Sequence[Started], at: datetime, then: Callable[[], None]) -> None:
         """`launch` them all at `at` (ticks claimed just ahead of their time), then `then`."""
-
-
-@dataclass(frozen=True)
-class _NewExecution:
-    """An execution prepared by the SQLite pass; its pin is remembered once committed."""
-
-    record: ExecutionRecord
-    pin: PinnedSource
 
 
 class WorkflowTarget:
@@ -109,12 +99,7 @@ class WorkflowTarget:
             triggered_by="cron",
             scheduled_for=scheduled_for,
         )
-        return Started(record.id, _NewExecution(record, pin))
-
-    def write_sqlite(self, conn: sqlite3.Connection, started: Started) -> None:
-        new = started.handle
-        assert isinstance(new, _NewExecution)
-        self.executions.create_sqlite(conn, new.record, new.pin)
+        return Started(record.id, NewExecution(record, pin))
 
     def launch(self, started: Started) -> None:
         self.engine.launch(self._committed(started))
@@ -124,7 +109,7 @@ class WorkflowTarget:
 
     def _committed(self, started: Started) -> ExecutionRecord:
         handle = started.handle
-        if isinstance(handle, _NewExecution):
+        if isinstance(handle, NewExecution):
             self.executions.remember_pinned(handle.pin)
             handle = handle.record
         assert isinstance(handle, ExecutionRecord)
@@ -136,7 +121,5 @@ class WorkflowTarget:
         record = await self.executions.get(schedule.last_execution_id)
         return record is not None and record.status in GOING
 
-    def busy_sqlite(self, conn: sqlite3.Connection, schedule: ScheduleRecord) -> bool:
-        if schedule.last_execution_id is None:
-            return False
-        return execution_status_sqlite(conn, schedule.last_execution_id) in GOING
+    def busy_given(self, previous_status: str | None) -> bool:
+        return previous_status in GOING

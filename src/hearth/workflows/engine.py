@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hearth.approval_events import publish_resolved
 from hearth.events import EventBus
 from hearth.ids import time_ordered_id
 from hearth.metrics import Metrics
@@ -362,6 +363,7 @@ class WorkflowEngine:
             }
         )
         await self.announcer.publish_fresh(execution_id)
+        publish_resolved(self.bus, approval, status, comment)
         if approved:
             self.runners.spawn(execution_id)
         return resolved
