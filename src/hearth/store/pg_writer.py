@@ -144,6 +144,10 @@ class PgWriter:
                 except asyncio.CancelledError:
                     _fail(batch, asyncio.CancelledError())
                     raise
+                # One loop iteration for the writers this batch just released: their next
+                # writes join the next batch instead of leaving it to those that queued while
+                # this one was in flight (otherwise runners settle into two half batches).
+                await asyncio.sleep(0)
         finally:
             self._task = None
             if self._pending:  # cancelled with writes queued behind the batch
