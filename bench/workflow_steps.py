@@ -718,7 +718,7 @@ def print_text(summary: dict[str, Any]) -> None:
     for row in summary["rows"]:
         if row["hearth_commits_per_step"]:
             print(
-                f"  Hearth {row['concurrency']} in flight: "
+                f"  Hearth {row['mode']}, {row['concurrency']} in flight: "
                 f"{1 / row['hearth_commits_per_step']:.1f} steps per commit "
                 "(executions' starts and ends included)"
             )
