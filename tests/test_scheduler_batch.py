@@ -123,6 +123,7 @@ async def test_many_schedules_due_at_once_fire_exactly_once(gw: RunningGateway) 
 
 async def test_a_schedule_that_cannot_start_fails_alone(gw: RunningGateway) -> None:
     watcher = await gw.client()
+    await watcher.subscribe(["schedule.disabled"])
     client = await gw.client()
     good = [
         await create(client, name=f"good{i}", every="1h", workflow_id="noop") for i in range(20)

@@ -161,6 +161,7 @@ async def test_consecutive_failures_disable_the_schedule(data_dir: Path) -> None
     write_workflow(data_dir, "failing", FAILING)
     async with in_process_gateway(data_dir, schedules={"max_consecutive_failures": 2}) as gw:
         client = await gw.client()
+        await client.subscribe(["schedule.disabled"])
         schedule_id = await create(client, name="bad", every="1s", workflow_id="failing")
         event = await client.next_event("schedule.disabled", timeout_s=30)
         assert isinstance(event, ScheduleDisabled)
@@ -214,6 +215,7 @@ async def test_manual_trigger_update_and_delete(noop_gateway: RunningGateway) ->
 
 async def test_schedule_run_events_reach_clients(noop_gateway: RunningGateway) -> None:
     watcher = await noop_gateway.client()
+    await watcher.subscribe(["schedule.run"])
     client = await noop_gateway.client()
     schedule_id = await create(client, name="once", every="1s", workflow_id="noop", max_runs=1)
     seen = []

@@ -217,6 +217,7 @@ async def test_a_tool_approved_in_telegram_is_resolved_for_websocket_clients(
         ) as gateway,
     ):
         client = await gateway.client()
+        await client.subscribe(["tool.call"])  # the Telegram chat's, not this client's own
         model.script(
             ToolCall("file_write", {"path": "note.txt", "content": "hi"}), Text("Written.")
         )

@@ -124,6 +124,7 @@ async def test_status_events_reach_every_connection_in_order(gateway: RunningGat
     )
     first = await gateway.client()
     second = await gateway.client()
+    await second.subscribe(["workflow.status"])  # `first` receives them as its own
     await reload(first)
     execution_id = await trigger(first, "three")
     for client in (first, second):

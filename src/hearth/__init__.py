@@ -1,10 +1,7 @@
 """Hearth: a self-hosted gateway for a personal AI agent."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("hearthgate")
-except PackageNotFoundError:  # pragma: no cover - only when run from a bare source tree
-    __version__ = "0.0.0"
+# The single source of the version: the build reads it from here (`[tool.hatch.version]`), so
+# every CLI run is spared importing importlib.metadata and scanning installed distributions.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -34,7 +34,6 @@ from hearth.datadir import (
     write_runtime,
 )
 from hearth.events import EventBus, LocalEventBus
-from hearth.events_pg import PostgresEventBus
 from hearth.gateway.asgi import build_asgi_app
 from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.dispatch import Router
@@ -45,7 +44,9 @@ from hearth.gateway.handlers import (
     config,
     core,
     heartbeat,
+    mcp,
     schedules,
+    subscriptions,
     telegram,
     workflows,
 )
@@ -62,6 +63,7 @@ from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
 from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
+from hearth.mcp import McpManager
 from hearth.metrics import Metrics
 from hearth.models import ModelFactory
 from hearth.netrules import NetPolicy
@@ -96,6 +98,7 @@ def heartbeat_config(settings: Settings) -> HeartbeatConfig:
         dedupe_window=settings.heartbeat.dedupe_window,
         failing_after=settings.heartbeat.failing_after,
         allow_outside=settings.heartbeat.allow_outside,
+        tool_policy=dict(settings.tools.policy),
     )
 
 
@@ -143,11 +146,12 @@ class Hearth:
         ensure_token(settings.token_path)
         limits = settings.limits
         node_id = settings.node_id or make_node_id()
-        self.bus: EventBus = (
-            PostgresEventBus(settings.resolved_database_url(), node_id)
-            if self.db.backend == "postgresql"
-            else LocalEventBus()
-        )
+        self.bus: EventBus = LocalEventBus()
+        if self.db.backend == "postgresql":
+            # Imported here: asyncpg and its dialect cost ~5 MB a SQLite gateway never uses.
+            from hearth.events_pg import PostgresEventBus
+
+            self.bus = PostgresEventBus(settings.resolved_database_url(), node_id)
         self.notifications = NotificationRepository(
             self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max
         )
@@ -164,6 +168,9 @@ class Hearth:
         )
         self.secrets = SecretStore(settings.data_dir / "secrets.json")
         self.keys = KeyLookup(self.secrets)
+        #: MCP servers lend their tools to the registry as SERVER.TOOL; they start on first use.
+        self.mcp = McpManager(settings.mcp, self.secrets)
+        self.tools.add_source(self.mcp)
         self.models = self._model_factory(settings)
         #: Factories replaced by a reload; their HTTP clients may still serve a running call,
         #: so they are closed when the gateway stops.
@@ -276,9 +283,21 @@ class Hearth:
             telegram=self.telegram,
             metrics=self.metrics,
             notifications=self.notifications,
+            mcp=self.mcp,
         )
         self.router = Router()
-        for module in (core, workflows, approvals, schedules, chat, heartbeat, config, telegram):
+        for module in (
+            core,
+            workflows,
+            approvals,
+            schedules,
+            chat,
+            heartbeat,
+            config,
+            telegram,
+            mcp,
+            subscriptions,
+        ):
             self.router.include(module)
         self.router.include(notification_handlers)
         self.asgi: Starlette = build_asgi_app(self.state, self.router)
@@ -348,6 +367,8 @@ class Hearth:
                 raise
             effective, outcome = plan_reload(self.settings, loaded)
             self._apply_settings(effective, outcome.applied)
+            # Always: a reload also lists the tools of running MCP servers again.
+            await self.mcp.reconfigure(effective.mcp)
             line = outcome.summary(str(path))
             if outcome.needs_restart:
                 log.warning("%s (%s)", line, source)
@@ -430,6 +451,9 @@ class Hearth:
         await self.chat.stop()
         await self.scheduler.stop()
         await self.workflows.stop()
+        # After the services that call tools: a step running now ends as "interrupted" (and is
+        # resumed by the next start), not failed by a server that went away under it.
+        await self.mcp.stop()
         await self.catalog.stop()
         await self.models.aclose()
         for retired in self._retired_models:

@@ -25,6 +25,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -60,6 +61,11 @@ class GatewayLimits(Section):
 
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbound_queue: int = Field(default=1024, ge=8)
+    stall_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A write blocked this long means the client stopped reading.",
+    )
     max_in_flight: int = Field(
         default=64, ge=1, description="Requests handled at once per connection."
     )
@@ -118,6 +124,111 @@ class ToolsSettings(Section):
         description='Per tool, e.g. {"file.write" = "auto"}; default: read-only tools auto, '
         "others ask. shell.run always asks.",
     )
+
+
+#: `secret:NAME` in an MCP server's `env` or `headers`: the value is read from `hearth keys`.
+SECRET_PREFIX = "secret:"  # noqa: S105 - a marker, not a password
+#: Tool name prefixes of the built-in tools; an MCP server may not take one as its name.
+BUILTIN_NAMESPACES = ("file", "http", "notify", "shell")
+_SERVER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+
+
+def _secret_refs(values: dict[str, str]) -> dict[str, str]:
+    for key, value in values.items():
+        if value.startswith(SECRET_PREFIX) and not value[len(SECRET_PREFIX) :].strip():
+            raise ValueError(f"{key}: {value!r} names no secret; write secret:NAME")
+    return values
+
+
+class McpServerSettings(Section):
+    """One MCP server: a command run over stdio, or a URL (streamable HTTP or SSE).
+
+    Values in `env` and `headers` may be `secret:NAME`, read from `hearth keys` storage when
+    the server starts, so a token never has to be written here.
+    """
+
+    command: str | None = Field(default=None, description="Stdio server: the program to run.")
+    args: list[str] = Field(default_factory=list, description="Stdio server: its arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description='Stdio server: extra environment variables ("secret:NAME" reads a stored key).',
+    )
+    cwd: Path | None = Field(default=None, description="Stdio server: its working directory.")
+    url: str | None = Field(default=None, description="HTTP server: its endpoint URL.")
+    transport: Literal["streamable-http", "sse"] = Field(
+        default="streamable-http", description="HTTP server: the protocol the URL speaks."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description='HTTP server: request headers ("secret:NAME" reads a stored key).',
+    )
+    enabled: bool = True
+    startup_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long starting (and listing tools) may take."
+    )
+    call_timeout_s: float = Field(default=120.0, gt=0, description="Time limit of one call.")
+
+    @field_validator("env", "headers")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        return _secret_refs(value)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "give either command (a stdio server) or url (an HTTP server)"
+                + (", not both" if self.command is not None else "")
+            )
+        if self.url is not None:
+            stdio_only = [k for k in ("args", "env", "cwd") if k in self.model_fields_set]
+            if stdio_only:
+                raise ValueError(f"{', '.join(stdio_only)} only apply to a command, not a url")
+        elif "headers" in self.model_fields_set or "transport" in self.model_fields_set:
+            raise ValueError("headers and transport only apply to a url, not a command")
+        return self
+
+
+class McpSettings(Section):
+    """Model Context Protocol servers whose tools the agent may use (see docs/mcp.md)."""
+
+    trust_read_only_hints: bool = Field(
+        default=False,
+        description="Let a tool its server marks read-only (readOnlyHint) run without asking, "
+        "and offer it to the heartbeat.",
+    )
+    servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+
+    def secret_names(self) -> list[str]:
+        """Every NAME of a `secret:NAME` value (what `hearth keys set` may store for MCP)."""
+        return sorted(
+            {
+                value[len(SECRET_PREFIX) :].strip()
+                for server in self.servers.values()
+                for value in [*server.env.values(), *server.headers.values()]
+                if value.startswith(SECRET_PREFIX)
+            }
+        )
+
+    @field_validator("servers")
+    @classmethod
+    def _names(cls, value: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:
+        for name in value:
+            if not _SERVER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"server name {name!r}: use letters, digits, '_' and '-' (tools are named "
+                    "SERVER.TOOL, so no dots)"
+                )
+            if name in BUILTIN_NAMESPACES:
+                raise ValueError(f"server name {name!r} is taken by the built-in {name}.* tools")
+        return value
 
 
 class WorkflowSettings(Section):
@@ -353,6 +464,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     #: The command-line flags these settings were built with, so that a reload of config.toml
     #: keeps them on top (a flag still beats the file).

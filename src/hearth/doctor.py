@@ -26,6 +26,7 @@ from hearth.backup import read_only_uri
 from hearth.client import ClientError, GatewayClient
 from hearth.config import ConfigError, Settings, load_settings
 from hearth.datadir import DataDirError
+from hearth.mcp import McpManager
 from hearth.protocol.messages.core import GatewayStatus, GatewayStatusResult
 from hearth.protocol.messages.heartbeat import HeartbeatStatus, HeartbeatStatusResult
 from hearth.provider_status import known_providers, listed_models
@@ -220,6 +221,48 @@ def check_telegram(status: GatewayStatusResult, settings: Settings) -> Check | N
     return _ok("telegram", f"{who} {info.state}, {role}")
 
 
+def check_mcp(settings: Settings, status: GatewayStatusResult | None) -> list[Check]:
+    """Each MCP server: as the running gateway sees it, else whether its secrets are stored."""
+    checks: list[Check] = []
+    running = {info.name: info for info in (status.mcp or [])} if status is not None else {}
+    store = SecretStore(settings.data_dir / "secrets.json")
+    for name, server in sorted(settings.mcp.servers.items()):
+        info = running.get(name)
+        if info is not None and info.state == "failed":
+            checks.append(
+                Check(
+                    f"mcp {name}",
+                    "fail",
+                    f"failed to start: {info.error}",
+                    "fix [mcp.servers." + name + "] in config.toml (then hearth reload); "
+                    "hearth logs shows its stderr",
+                )
+            )
+            continue
+        if info is not None:
+            tools = f", {len(info.tools)} tools" if info.state == "ready" else ""
+            checks.append(_ok(f"mcp {name}", f"{info.state}{tools}"))
+            continue
+        missing = [
+            f"mcp.servers.{name}.{table}.{key}"
+            for table, values in (("env", server.env), ("headers", server.headers))
+            for key, value in values.items()
+            if value.startswith("secret:") and not store.get(value[len("secret:") :].strip())
+        ]
+        if missing:
+            checks.append(
+                Check(
+                    f"mcp {name}",
+                    "fail",
+                    f"{missing[0]} names a secret that is not stored",
+                    "hearth keys set NAME (NAME as in secret:NAME)",
+                )
+            )
+        else:
+            checks.append(_ok(f"mcp {name}", "configured (gateway not running: not started)"))
+    return checks
+
+
 async def check_gateway(settings: Settings) -> tuple[list[Check], GatewayClient | None]:
     try:
         client = GatewayClient.from_data_dir(settings.data_dir, client_name="hearth-doctor")
@@ -238,7 +281,8 @@ async def check_gateway(settings: Settings) -> tuple[list[Check], GatewayClient 
         nodes = f", {status.nodes} node{'s' if status.nodes != 1 else ''}" if status.nodes else ""
         check = _ok("gateway", f"running {status.version}, up {status.uptime_s:.0f} s{nodes}")
     telegram = check_telegram(status, settings)
-    return [check] if telegram is None else [check, telegram], client
+    checks = [check] if telegram is None else [check, telegram]
+    return [*checks, *check_mcp(settings, status)], client
 
 
 async def check_models(settings: Settings) -> list[Check]:
@@ -309,6 +353,8 @@ async def check_models(settings: Settings) -> list[Check]:
 
 def check_workflows(settings: Settings) -> Check:
     tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+    # MCP tools are known only to a running server: steps naming them are accepted here.
+    tools.add_source(McpManager(settings.mcp, None))
     catalog = WorkflowCatalog([settings.workflows_dir, *settings.workflow_dirs], tools=tools)
     loaded = catalog.reload()
     bad = [item for item in loaded if item.error]
@@ -364,6 +410,8 @@ async def run_checks(data_dir: Path | None) -> list[Check]:
     checks += await check_database(settings)
     gateway, client = await check_gateway(settings)
     checks += gateway
+    if client is None:
+        checks += check_mcp(settings, None)
     try:
         checks += await check_models(settings)
         checks.append(check_workflows(settings))

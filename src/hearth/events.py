@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+#: Who caused what runs in this context: the gateway sets it to the connection id while it
+#: handles a request, and tasks started from there inherit it. Events published meanwhile carry
+#: it as `origin`, so the gateway can deliver a request's own events (a chat stream, the status
+#: of an execution it started) to the connection that asked, even before the reply has told it
+#: the new ids. Domain code never reads or sets it.
+current_origin: ContextVar[str | None] = ContextVar("hearth_event_origin", default=None)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,8 @@ class DomainEvent:
     topic: str
     data: dict[str, Any]
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The connection whose request caused it (see `current_origin`); local to this node.
+    origin: str | None = field(default_factory=current_origin.get)
 
 
 class Subscription(Protocol):

@@ -34,6 +34,10 @@ CHANNEL = "hearth_events"
 MAX_PAYLOAD = 7900
 #: Optional fields removed, in this order, until an event fits in one NOTIFY.
 BULKY_KEYS = ("output", "args", "details", "stepResults", "checks")
+#: Notifications are delivered in the order they are sent, within one statement too.
+_NOTIFY_ALL = (
+    "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n"
+)
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -118,15 +122,18 @@ class PostgresEventBus:
                 delay = min(delay * 2, 30.0)
 
     async def _sender(self) -> None:
+        """Forward queued events, all that are waiting in one statement (one round trip)."""
         while True:
-            payload = await self._outbox.get()
+            payloads = [await self._outbox.get()]
+            while not self._outbox.empty():
+                payloads.append(self._outbox.get_nowait())
             await self._connected.wait()
             conn = self._listener
             try:
                 assert conn is not None
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                await conn.execute(_NOTIFY_ALL, CHANNEL, payloads)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("could not forward an event to other nodes: %s", exc)
+                log.warning("could not forward %d events to other nodes: %s", len(payloads), exc)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:

@@ -32,6 +32,7 @@ LIVE_SETTINGS: tuple[str, ...] = (
     "schedules",
     "chat",
     "allowed_origins",
+    "mcp",
 )
 
 

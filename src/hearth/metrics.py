@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+# prometheus_client itself is imported only when /metrics is scraped: recording is plain dict
+# arithmetic here, and a gateway nobody scrapes should not carry the library (~2 MB, ~20 ms).
 
 #: Request latencies are sub-millisecond for most messages; chat and triggers take longer.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
@@ -63,6 +67,8 @@ class _HotCounter:
         self.values[value] = self.values.get(value, 0.0) + amount
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily
+
         family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
         for value, count in self.values.items():
             family.add_metric([value], count)
@@ -87,20 +93,115 @@ class _HotHistogram:
         series[1][0] += seconds
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import HistogramMetricFamily
+
         family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
         for value, (counts, total) in self.series.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            family.add_metric([value], buckets, total[0])
+            family.add_metric([value], _cumulative(self.bounds, counts), total[0])
         yield family
 
 
-class _HotMetrics:
-    """The collector that exposes the hot-path series to the registry."""
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    cumulative, buckets = 0, []
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+    return buckets
 
-    def __init__(self, *parts: _HotCounter | _HotHistogram) -> None:
+
+class _Child:
+    """One labelled series of a `_Family` (what prometheus_client's `.labels(...)` returns)."""
+
+    __slots__ = ("_family", "_key")
+
+    def __init__(self, family: _Family, key: tuple[str, ...]) -> None:
+        self._family, self._key = family, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        values = self._family.values
+        values[self._key] = values.get(self._key, 0.0) + amount
+
+    def set(self, value: float) -> None:
+        self._family.values[self._key] = float(value)
+
+    def observe(self, seconds: float) -> None:
+        family = self._family
+        series = family.series.get(self._key)
+        if series is None:
+            series = family.series[self._key] = ([0] * (len(family.bounds) + 1), [0.0])
+        series[0][bisect.bisect_left(family.bounds, seconds)] += 1
+        series[1][0] += seconds
+
+
+class _Family:
+    """A counter, gauge or histogram with any number of labels, in dicts until scraped.
+
+    Same API as the prometheus_client metrics it replaces (`.labels(...).inc()`, `.set()`,
+    `.observe()`, and the same calls without labels), so callers did not change.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...] = (),
+        buckets: tuple[float, ...] = (),
+    ) -> None:
+        self.kind, self.name, self.documentation = kind, name, documentation
+        self.label_names = labels
+        self.bounds = buckets
+        self.values: dict[tuple[str, ...], float] = {}
+        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        self._unlabelled = _Child(self, ())
+
+    def labels(self, *values: str) -> _Child:
+        return _Child(self, values)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._unlabelled.inc(amount)
+
+    def set(self, value: float) -> None:
+        self._unlabelled.set(value)
+
+    def observe(self, seconds: float) -> None:
+        self._unlabelled.observe(seconds)
+
+    def clear(self) -> None:
+        self.values.clear()
+        self.series.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        labels = list(self.label_names)
+        if self.kind == "histogram":
+            histogram = HistogramMetricFamily(self.name, self.documentation, labels=labels)
+            for key, (counts, total) in self.series.items():
+                histogram.add_metric(list(key), _cumulative(self.bounds, counts), total[0])
+            if not self.series and not labels:
+                histogram.add_metric([], _cumulative(self.bounds, [0] * (len(self.bounds) + 1)), 0)
+            yield histogram
+            return
+        family: CounterMetricFamily | GaugeMetricFamily = (
+            CounterMetricFamily(self.name, self.documentation, labels=labels)
+            if self.kind == "counter"
+            else GaugeMetricFamily(self.name, self.documentation, labels=labels)
+        )
+        values = self.values if self.values or labels else {(): 0.0}
+        for key, value in values.items():
+            family.add_metric(list(key), value)
+        yield family
+
+
+class _Collector:
+    """The one collector the scrape-time registry holds: every family, in order."""
+
+    def __init__(self, *parts: _HotCounter | _HotHistogram | _Family) -> None:
         self.parts = parts
 
     def collect(self) -> Iterator[Metric]:
@@ -112,13 +213,11 @@ class Metrics:
     CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
         self._workflow = _Bounded()
         self._client = _Bounded()
         self._model = _Bounded()
-        self.connections = Gauge(
-            "hearth_connections", "Open WebSocket connections.", ["client"], registry=r
+        self.connections = _Family(
+            "gauge", "hearth_connections", "Open WebSocket connections.", ("client",)
         )
         self.frames = _HotCounter("hearth_frames", "WebSocket frames, by direction.", "direction")
         self.request_seconds = _HotHistogram(
@@ -127,77 +226,94 @@ class Metrics:
             "type",
             REQUEST_BUCKETS,
         )
-        self.errors = Counter(
-            "hearth_errors", "Error replies, by error code.", ["code"], registry=r
+        self.errors = _Family(
+            "counter", "hearth_errors", "Error replies, by error code.", ("code",)
         )
-        self.executions = Counter(
+        self.executions = _Family(
+            "counter",
             "hearth_executions",
             "Workflow executions that ended, by workflow and final status.",
-            ["workflow", "status"],
-            registry=r,
+            ("workflow", "status"),
         )
-        self.executions_running = Gauge(
+        self.executions_running = _Family(
+            "gauge",
             "hearth_executions_running",
             "Executions running or paused (waiting for a timer or a person).",
-            registry=r,
         )
         self.step_seconds = _HotHistogram(
             "hearth_step_seconds", "Time a workflow step ran, by action.", "action", STEP_BUCKETS
         )
-        self.approvals_pending = Gauge(
-            "hearth_approvals_pending", "Approvals waiting for a person.", registry=r
+        self.approvals_pending = _Family(
+            "gauge", "hearth_approvals_pending", "Approvals waiting for a person."
         )
-        self.schedule_ticks = Counter(
+        self.schedule_ticks = _Family(
+            "counter",
             "hearth_schedule_ticks",
             "Schedule ticks, by outcome (ok, failed, skipped, missed).",
-            ["status"],
-            registry=r,
+            ("status",),
         )
-        self.schedule_lateness = Histogram(
+        self.schedule_lateness = _Family(
+            "histogram",
             "hearth_schedule_lateness_seconds",
             "How late a tick's run was announced after its scheduled time.",
             buckets=LATENESS_BUCKETS,
-            registry=r,
         )
-        self.model_requests = Counter(
+        self.model_requests = _Family(
+            "counter",
             "hearth_model_requests",
             "Model requests, by provider, model and outcome.",
-            ["provider", "model", "outcome"],
-            registry=r,
+            ("provider", "model", "outcome"),
         )
-        self.model_seconds = Histogram(
+        self.model_seconds = _Family(
+            "histogram",
             "hearth_model_seconds",
             "Duration of model requests.",
-            ["provider", "model"],
-            buckets=MODEL_BUCKETS,
-            registry=r,
+            ("provider", "model"),
+            MODEL_BUCKETS,
         )
-        self.model_tokens = Counter(
+        self.model_tokens = _Family(
+            "counter",
             "hearth_model_tokens",
             "Tokens used, by provider, model and direction (input, output).",
-            ["provider", "model", "direction"],
-            registry=r,
+            ("provider", "model", "direction"),
         )
-        self.heartbeat_runs = Counter(
-            "hearth_heartbeat_runs", "Heartbeat runs, by status.", ["status"], registry=r
+        self.heartbeat_runs = _Family(
+            "counter", "hearth_heartbeat_runs", "Heartbeat runs, by status.", ("status",)
         )
-        self.alerts = Counter("hearth_alerts", "Heartbeat alerts sent.", registry=r)
-        self.events_dropped = Counter(
-            "hearth_events_dropped", "Events not delivered, by reason.", ["reason"], registry=r
+        self.alerts = _Family("counter", "hearth_alerts", "Heartbeat alerts sent.")
+        self.events_dropped = _Family(
+            "counter", "hearth_events_dropped", "Events not delivered, by reason.", ("reason",)
         )
-        self.bus_reconnects = Counter(
-            "hearth_bus_reconnects",
-            "Reconnections of the PostgreSQL event bus.",
-            registry=r,
+        self.bus_reconnects = _Family(
+            "counter", "hearth_bus_reconnects", "Reconnections of the PostgreSQL event bus."
         )
-        self.telegram_requests = Counter(
+        self.telegram_requests = _Family(
+            "counter",
             "hearth_telegram_requests",
             "Telegram Bot API requests, by method and outcome (ok, error, 429).",
-            ["method", "outcome"],
-            registry=r,
+            ("method", "outcome"),
         )
         self._bus_reconnects_seen = 0
-        r.register(_HotMetrics(self.frames, self.request_seconds, self.step_seconds))
+        self._collector = _Collector(
+            self.connections,
+            self.frames,
+            self.request_seconds,
+            self.errors,
+            self.executions,
+            self.executions_running,
+            self.step_seconds,
+            self.approvals_pending,
+            self.schedule_ticks,
+            self.schedule_lateness,
+            self.model_requests,
+            self.model_seconds,
+            self.model_tokens,
+            self.heartbeat_runs,
+            self.alerts,
+            self.events_dropped,
+            self.bus_reconnects,
+            self.telegram_requests,
+        )
 
     # -- recording (called on hot paths: keep each one a dictionary lookup and an add) -----
 
@@ -278,4 +394,8 @@ class Metrics:
         self.approvals_pending.set(approvals_pending)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self._collector)
+        return generate_latest(registry)

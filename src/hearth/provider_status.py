@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import httpx
-
 from hearth.config import ProviderSettings
 from hearth.secrets import OLLAMA_URL, STANDARD_ENV, KeyLookup
 
@@ -86,6 +84,8 @@ async def listed_models(provider: ProviderStatus, key: str | None) -> tuple[list
         headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
     elif key:
         headers = {"Authorization": f"Bearer {key}"}
+    import httpx  # only a probe needs it; the gateway's start should not pay ~5 MB for it
+
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
             response = await client.get(provider.base_url.rstrip("/") + "/models", headers=headers)

@@ -19,11 +19,13 @@ import logging
 import secrets
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hearth.approval_events import publish_resolved
 from hearth.chat.errors import (
     NoPendingToolApprovalError,
     SessionBusyError,
@@ -39,6 +41,7 @@ from hearth.store.chat import ChatRepository
 from hearth.store.records import ApprovalRecord, SessionRecord
 from hearth.tools import Tool as HearthTool
 from hearth.tools import ToolContext, ToolError, ToolRegistry
+from hearth.tools.policy import decide
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext, Tool
@@ -100,6 +103,9 @@ class _Deltas:
 
     Leading edge: a delta after a quiet spell goes out at once (the first token is never held);
     deltas arriving within `delay_s` of the last frame are sent together when it has passed.
+    The timer is only the fallback for a model that pauses: while deltas keep arriving, the
+    one that finds the window already over publishes the buffer itself, so a timer firing
+    late (the loop busy parsing a large chunk of the stream) cannot stretch any delta's wait.
     """
 
     def __init__(self, publish: Any, request_id: str, delay_s: float) -> None:
@@ -114,13 +120,11 @@ class _Deltas:
         if not text:
             return
         self._buffer.append(text)
-        if self._handle is not None:
-            return
         loop = asyncio.get_running_loop()
         wait = self._last_sent + self._delay - loop.time()
         if wait <= 0:
             self.flush()
-        else:
+        elif self._handle is None:
             self._handle = loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
@@ -159,7 +163,9 @@ class ChatService:
         #: Keyed by (session id, tool call id): call ids repeat across sessions.
         self._waiters: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self._background: list[asyncio.Task[None]] = []
-        self._schemas: dict[str, dict[str, Any]] = {}
+        self._schemas: weakref.WeakKeyDictionary[HearthTool, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         #: New sessions whose row is being written while their first reply already streams.
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -353,6 +359,7 @@ class ChatService:
         status = "completed"
         note_pending = False
         try:
+            await self.tools.prepare()  # MCP servers start on first use
             tools = self._tools_for(session, request_id, deltas)
             # Said once per reply, before its text, when the model answers without the tools
             # it was offered because it failed with them (learned, not configured).
@@ -507,23 +514,15 @@ class ChatService:
     # -- tools ------------------------------------------------------------------------------
 
     def _schema(self, tool: HearthTool) -> dict[str, Any]:
-        """Tool argument schemas never change while the process runs; build each once."""
-        schema = self._schemas.get(tool.name)
+        """A tool's argument schema never changes; build each once. Keyed by the tool object:
+        an MCP server whose tool list changed brings new objects, with their new schemas."""
+        schema = self._schemas.get(tool)
         if schema is None:
-            schema = self._schemas[tool.name] = tool.json_schema()
+            schema = self._schemas[tool] = tool.json_schema()
         return schema
 
     def policy(self, tool: HearthTool, session: SessionRecord) -> str:
-        configured = self.config.tool_policy.get(tool.name)
-        if configured == "deny":
-            return "deny"
-        if tool.always_gated:
-            return "ask"
-        if tool.name in session.approved_tools:
-            return "auto"
-        if configured in ("auto", "ask"):
-            return configured
-        return "auto" if tool.read_only else "ask"
+        return decide(tool, self.config.tool_policy, session.approved_tools)
 
     def _tools_for(
         self, session: SessionRecord, request_id: str, deltas: _Deltas
@@ -714,6 +713,7 @@ class ChatService:
             RESOLVED_TOPIC,
             {"toolCallId": tool_call_id, "approved": approved, "sessionId": approval.session_id},
         )
+        publish_resolved(self.bus, approval, approval.status)
         waiter = self._waiters.get((approval.session_id or "", tool_call_id))
         if waiter is not None and not waiter.done():
             waiter.set_result(approved)

@@ -49,6 +49,11 @@ COMMANDS = (
         "hearth.cli.workflow:approvals",
         "List everything waiting for a person's approval.",
     ),
+    LazyCommand(
+        "dashboard",
+        "hearth.cli.dashboard:dashboard",
+        "Print the web dashboard's address with the login token (open it with --open).",
+    ),
     LazyCommand("protocol", "hearth.cli.protocol_cmd:app", "The wire protocol."),
     LazyCommand("db", "hearth.cli.db:app", "The database."),
     LazyCommand("token", "hearth.cli.token:app", "The gateway's access token."),
@@ -85,6 +90,11 @@ COMMANDS = (
         "Back up the data directory, check an archive, restore it into a new directory.",
     ),
     LazyCommand("service", "hearth.cli.service:app", "Run the gateway as a systemd service."),
+    LazyCommand(
+        "mcp",
+        "hearth.cli.mcp:app",
+        "MCP tool servers: their state and tools, and calling a tool by hand.",
+    ),
     LazyCommand(
         "notifications",
         "hearth.cli.notifications:notifications",

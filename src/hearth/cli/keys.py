@@ -50,11 +50,13 @@ def set_key(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Store PROVIDER's key (openai, anthropic, a [providers.NAME] from config.toml), or the
-    Telegram bot token (`hearth keys set telegram`)."""
+    """Store PROVIDER's key (openai, anthropic, a [providers.NAME] from config.toml), the
+    Telegram bot token (`hearth keys set telegram`), or a secret an MCP server's settings name
+    as `secret:NAME`."""
     settings = settings_for(data_dir)
-    if provider not in _provider_names(settings) and provider not in CHANNEL_SECRETS:
-        known = ", ".join([*_provider_names(settings), *CHANNEL_SECRETS])
+    allowed = [*_provider_names(settings), *CHANNEL_SECRETS, *settings.mcp.secret_names()]
+    if provider not in allowed:
+        known = ", ".join(allowed)
         fail(f"unknown provider {provider!r} (known: {known})", 2)
     if value is None:
         if sys.stdin.isatty():

@@ -142,11 +142,14 @@ def validate(file: Path, data_dir: DataDirOption = None) -> None:
     a template names must be declared.
     """
     # Imported here: the tool registry pulls in httpx, which `hearth --help` need not load.
+    from hearth.mcp import McpManager
     from hearth.tools import ToolRegistry, builtin_tools
     from hearth.workflows.checks import check_workflow
 
     settings = settings_for(data_dir)
     tools = ToolRegistry(builtin_tools(shell_enabled=settings.tools.shell.enabled))
+    # MCP tools are known only to a running server: steps naming them are warned about.
+    tools.add_source(McpManager(settings.mcp, None))
     loaded = check_workflow(load_workflow_file(file), tools)
     if loaded.valid and loaded.definition is not None:
         count = len(loaded.definition.steps)
@@ -258,6 +261,9 @@ async def follow(
     """
     lines = lines or StdinLines()
     state = following or _Following(execution_id=execution_id)
+    # Its status events reach us without this only when this connection started or approved
+    # it; subscribing first (before reading its state) leaves no gap either way.
+    await client.subscribe(["workflow.status"], execution_ids=[execution_id])
     current = await client.request(
         WorkflowExecutionGet(id=client.next_id(), execution_id=execution_id),
         WorkflowExecutionResult,

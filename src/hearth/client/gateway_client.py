@@ -3,7 +3,8 @@
 One reader task owns the socket: it resolves the future of each reply by `id` and queues server
 events for `events()`. When the connection drops, waiting requests fail with
 `ConnectionLostError` (they may or may not have run), and with `reconnect=True` the client dials
-again with exponential backoff from 1 s to 30 s and repeats the handshake.
+again with exponential backoff from 1 s to 30 s and repeats the handshake, then its
+subscriptions (`subscribe`), so a following client keeps receiving what it asked for.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ from hearth.protocol import (
     Reply,
     ServerMessage,
     parse_server,
+)
+from hearth.protocol.messages.subscriptions import (
+    Subscribe,
+    Subscribed,
+    SubscriptionFilter,
+    Unsubscribe,
+    Unsubscribed,
 )
 
 log = logging.getLogger("hearth.client")
@@ -88,6 +96,8 @@ class GatewayClient:
         self._connected = asyncio.Event()
         self._closing = False
         self.hello: HelloOk | None = None
+        #: Subscriptions to repeat after a reconnect: our handle -> (request, server's id).
+        self._subscriptions: dict[str, tuple[Subscribe, str]] = {}
 
     @classmethod
     def from_data_dir(cls, data_dir: Path | None = None, **kwargs: Any) -> GatewayClient:
@@ -196,6 +206,7 @@ class GatewayClient:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             try:
                 await self._dial()
+                await self._resubscribe()
                 log.info("reconnected to %s", self.url)
                 return True
             except GatewayError as exc:
@@ -205,6 +216,28 @@ class GatewayClient:
                 log.info("reconnect failed (%s); next try in %.0f s", exc, delay)
             delay = min(delay * 2, BACKOFF_MAX_S)
         return False
+
+    async def _resubscribe(self) -> None:
+        """Repeat every subscription on the new connection (before anything else is read)."""
+        ws = self._ws
+        assert ws is not None
+        for handle, (request, _old) in list(self._subscriptions.items()):
+            try:
+                await ws.send(request.to_frame())
+                async with asyncio.timeout(10):
+                    while True:
+                        raw = await ws.recv()
+                        reply = parse_server(raw)
+                        if getattr(reply, "id", None) == request.id:
+                            break
+                        self._deliver(raw)
+            except (ConnectionClosed, TimeoutError) as exc:
+                raise ConnectionLostError(f"lost while subscribing again: {exc}") from None
+            if isinstance(reply, Subscribed):
+                self._subscriptions[handle] = (request, reply.subscription_id)
+            else:
+                log.error("the gateway refused a subscription after reconnecting: %s", reply)
+                del self._subscriptions[handle]
 
     def _deliver(self, raw: str | bytes) -> None:
         try:
@@ -282,6 +315,40 @@ class GatewayClient:
             raise ConnectionLostError("connection to the gateway lost while sending") from None
         finally:
             self._pending.pop(message.id, None)
+
+    async def subscribe(
+        self,
+        topics: list[str],
+        *,
+        schedule_ids: list[str] | None = None,
+        execution_ids: list[str] | None = None,
+        workflow_ids: list[str] | None = None,
+    ) -> str:
+        """Receive these event types (`"*"`: all), optionally only about some ids; returns a
+        handle for `unsubscribe` that stays valid across reconnects."""
+        given = schedule_ids is not None or execution_ids is not None or workflow_ids is not None
+        request = Subscribe(
+            id=self.next_id(),
+            topics=topics,
+            filter=SubscriptionFilter(
+                schedule_ids=schedule_ids, execution_ids=execution_ids, workflow_ids=workflow_ids
+            )
+            if given
+            else None,
+        )
+        reply = await self.request(request, Subscribed)
+        self._subscriptions[reply.subscription_id] = (request, reply.subscription_id)
+        return reply.subscription_id
+
+    async def unsubscribe(self, handle: str) -> bool:
+        """Stop a subscription made with `subscribe`; False when there was none."""
+        entry = self._subscriptions.pop(handle, None)
+        if entry is None:
+            return False
+        reply = await self.request(
+            Unsubscribe(id=self.next_id(), subscription_id=entry[1]), Unsubscribed
+        )
+        return reply.removed
 
     async def events(self) -> AsyncIterator[ServerMessage]:
         """Server events in arrival order; ends when the client closes for good."""

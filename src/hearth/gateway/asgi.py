@@ -9,6 +9,7 @@ from hearth.gateway.dispatch import Router
 from hearth.gateway.http import HttpRoutes
 from hearth.gateway.state import GatewayState
 from hearth.gateway.websocket import WebSocketEndpoint
+from hearth.web.routes import dashboard_routes
 
 
 def build_asgi_app(state: GatewayState, router: Router) -> Starlette:
@@ -21,5 +22,6 @@ def build_asgi_app(state: GatewayState, router: Router) -> Starlette:
             Route("/metrics", http.metrics, methods=["GET"]),
             Route("/protocol.schema.json", http.protocol_schema, methods=["GET"]),
             WebSocketRoute("/ws", ws.handle),
+            *dashboard_routes(),
         ]
     )

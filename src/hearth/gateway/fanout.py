@@ -1,4 +1,8 @@
-"""Delivers domain events from the bus to every authenticated connection as server events.
+"""Delivers domain events from the bus to the connections that want them, as server events.
+
+Each event is validated and encoded once; every receiving connection queues the same text
+(its `seq` is spliced in when written). Who wants what is `gateway.subscriptions`: defaults,
+the connection's own requests, and its `subscribe` requests.
 
 Which protocol event a domain topic becomes is declared on the event model itself
 (`Event.topic`), so a new family only adds its model. Domain packages never learn that
@@ -12,8 +16,9 @@ import logging
 
 from pydantic import ValidationError
 
-from hearth.events import EventBus, Subscription
-from hearth.gateway.connection import ConnectionRegistry
+from hearth.events import DomainEvent, EventBus, Subscription
+from hearth.gateway.connection import ConnectionRegistry, encode_event
+from hearth.gateway.subscriptions import OutgoingEvent
 from hearth.protocol import ServerMessage, server_models
 
 log = logging.getLogger("hearth.gateway.fanout")
@@ -28,6 +33,25 @@ def event_models_by_topic() -> dict[str, type[ServerMessage]]:
     return found
 
 
+def _text(message: ServerMessage, name: str) -> str | None:
+    value = getattr(message, name, None)
+    return value if isinstance(value, str) else None
+
+
+def outgoing(message: ServerMessage, origin: str | None) -> OutgoingEvent:
+    """The event encoded once, with the ids receivers are chosen by."""
+    return OutgoingEvent(
+        type=message.type,
+        body=encode_event(message),
+        message=message,
+        origin=origin,
+        request_id=_text(message, "request_id"),
+        execution_id=_text(message, "execution_id"),
+        schedule_id=_text(message, "schedule_id"),
+        workflow_id=_text(message, "workflow_id"),
+    )
+
+
 class EventFanout:
     def __init__(self, bus: EventBus, connections: ConnectionRegistry) -> None:
         self._bus = bus
@@ -37,10 +61,16 @@ class EventFanout:
         self.subscription: Subscription | None = None
 
     def start(self) -> None:
-        # With nobody connected there is nobody to tell: such events are not even queued.
-        self.subscription = self._bus.subscribe(
-            *self._models, maxsize=10_000, accept=lambda _event: len(self._connections) > 0
-        )
+        # With nobody who could want an event type it is not even queued (nobody connected, or
+        # a `schedule.run` nobody subscribed to).
+        types = {topic: model.model_fields["type"].default for topic, model in self._models.items()}
+        wanted = self._connections.may_want
+
+        def accept(event: DomainEvent) -> bool:
+            kind = types.get(event.topic)
+            return kind is not None and wanted(kind)
+
+        self.subscription = self._bus.subscribe(*self._models, maxsize=10_000, accept=accept)
         self._task = asyncio.create_task(self._run(self.subscription), name="event-fanout")
 
     async def _run(self, subscription: object) -> None:
@@ -53,7 +83,7 @@ class EventFanout:
             except ValidationError as exc:
                 log.error("dropping %s event that does not fit the protocol: %s", event.topic, exc)
                 continue
-            self._connections.broadcast(message)
+            self._connections.deliver(outgoing(message, event.origin))
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -14,6 +14,7 @@ from hearth.gateway.auth import FailureLimiter, TokenStore
 from hearth.gateway.connection import ConnectionRegistry
 from hearth.heartbeat.service import HeartbeatService
 from hearth.live_config import ReloadOutcome
+from hearth.mcp import McpManager
 from hearth.metrics import Metrics
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
@@ -46,6 +47,7 @@ class GatewayState:
     telegram: TelegramService | None = None
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     metrics: Metrics = field(default_factory=Metrics)
+    mcp: McpManager | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property

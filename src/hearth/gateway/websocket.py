@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
+from collections import deque
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketState
 
+from hearth.events import current_origin
 from hearth.gateway.connection import Connection, encode
 from hearth.gateway.dispatch import HandlerContext, Router
 from hearth.gateway.frames import invalid_message, request_id_of
 from hearth.gateway.logs import connection_id_var
 from hearth.gateway.state import GatewayState
+from hearth.gateway.wsprotocol import GatewayWebSocketProtocol, wire_of
 from hearth.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
@@ -26,6 +30,7 @@ from hearth.protocol import (
     Hello,
     HelloOk,
     ServerInfo,
+    ServerMessage,
     parse_client,
 )
 from hearth.store.audit import Answerer, current_answerer
@@ -70,6 +75,84 @@ def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     return origin.lower().rstrip("/") in own or origin in allowed
 
 
+def own_ids(connection: Connection, reply: ServerMessage) -> None:
+    """A reply naming a chat request or an execution (trigger, approval, cancel) makes its
+    later events this connection's, wherever they are published from."""
+    request_id = getattr(reply, "request_id", None)
+    execution_id = getattr(reply, "execution_id", None)
+    if request_id is not None or execution_id is not None:
+        connection.interest.own(request_id, execution_id)
+
+
+def _ignore(_frame: str | bytes) -> None:
+    """The frame sink once a connection is closing: later frames are not requests any more."""
+
+
+class Requests:
+    """The requests of one connection on the direct path, from parsed frame to reply.
+
+    Inline handlers answer at once. Others run as tasks, at most `max_in_flight` at a time:
+    at the limit, further requests wait here in arrival order and the socket is not read
+    (TCP pushes back on the client) until a handler finishes. That backlog holds at most what
+    one read of the socket delivered.
+    """
+
+    def __init__(
+        self,
+        endpoint: WebSocketEndpoint,
+        connection: Connection,
+        wire: GatewayWebSocketProtocol,
+        context: contextvars.Context,
+    ) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+        self.wire = wire
+        self.context = context
+        self.ctx = HandlerContext(connection, endpoint.state)
+        self.limit = endpoint.state.settings.limits.max_in_flight
+        self.metrics = endpoint.state.metrics
+        self.router = endpoint.router
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.backlog: deque[ClientMessage] = deque()
+
+    def on_frame(self, frame: str | bytes) -> None:
+        self.metrics.frame_in()
+        try:
+            message = self.endpoint.reject(self.connection, frame)
+            if message is None:
+                return
+            if self.router.is_inline(message.type):
+                self.context.run(self.endpoint.handle_now, self.ctx, message)
+            elif len(self.tasks) < self.limit and not self.backlog:
+                self._start(message)
+            else:
+                self.backlog.append(message)
+                self.wire.pause_inbound()
+        except Exception:  # a bug here must not take the protocol's data_received down
+            log.exception("could not handle a frame")
+
+    def _start(self, message: ClientMessage) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.endpoint.handle_later(self.ctx, message), context=self.context.copy()
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        while self.backlog and len(self.tasks) < self.limit:
+            self._start(self.backlog.popleft())
+        if not self.backlog:
+            self.wire.resume_inbound()
+
+    async def finish(self) -> None:
+        """Handlers may commit work (a trigger, an approval); let them finish briefly so a
+        disconnect never leaves a request half done. Requests still waiting are dropped."""
+        self.backlog.clear()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
+
+
 class WebSocketEndpoint:
     def __init__(self, state: GatewayState, router: Router, server_name: str = "hearth") -> None:
         self.state = state
@@ -89,6 +172,7 @@ class WebSocketEndpoint:
             "c-" + secrets.token_hex(6),
             remote,
             self.state.settings.limits.outbound_queue,
+            self.state.settings.limits.stall_timeout_s,
         )
         connection.metrics = self.state.metrics
         connection_id_var.set(connection.id)
@@ -127,6 +211,29 @@ class WebSocketEndpoint:
     async def _read(self, connection: Connection) -> None:
         if not await self._handshake(connection):
             return
+        wire = wire_of(connection.websocket.scope)
+        if wire is not None:
+            await self._read_direct(connection, wire)
+        else:  # under a server other than ours: through the ASGI queue
+            await self._read_queued(connection)
+
+    async def _read_direct(self, connection: Connection, wire: GatewayWebSocketProtocol) -> None:
+        """Requests arrive through `Requests.on_frame`, called by the protocol as frames are
+        parsed; this task only waits for the disconnect, then for handlers still running."""
+        current_answerer.set(answerer_of(connection))
+        current_origin.set(connection.id)
+        requests = Requests(self, connection, wire, contextvars.copy_context())
+        connection.wire = wire
+        try:
+            for frame in wire.attach(requests.on_frame):
+                requests.on_frame(frame)
+            while await self._receive(connection) is not None:
+                pass  # only a disconnect (or a frame queued before `attach`) comes this way
+        finally:
+            wire.frame_sink = _ignore
+            await requests.finish()
+
+    async def _read_queued(self, connection: Connection) -> None:
         tasks: set[asyncio.Task[None]] = set()
         in_flight = asyncio.Semaphore(self.state.settings.limits.max_in_flight)
         try:
@@ -179,11 +286,67 @@ class WebSocketEndpoint:
             if tasks:
                 await asyncio.wait(tasks, timeout=5)
 
+    def reject(self, connection: Connection, frame: str | bytes) -> ClientMessage | None:
+        """The request in `frame`, or None after answering why there is none."""
+        if isinstance(frame, bytes):
+            connection.send(
+                Error(
+                    code=ErrorCode.INVALID_MESSAGE,
+                    message="binary frames are not accepted: send JSON as text frames",
+                )
+            )
+            return None
+        try:
+            message = parse_client(frame)
+        except ValidationError as exc:
+            connection.send(invalid_message(frame, exc))
+            return None
+        except Exception:  # never let one odd frame end the connection silently
+            log.warning("unreadable frame (%d characters)", len(frame))
+            connection.send(
+                Error(
+                    id=request_id_of(frame),
+                    code=ErrorCode.INVALID_MESSAGE,
+                    message="the frame could not be read as a message",
+                )
+            )
+            return None
+        if isinstance(message, Hello):
+            connection.send(
+                Error(
+                    id=message.id,
+                    code=ErrorCode.INVALID_MESSAGE,
+                    message="already authenticated: send hello only once",
+                )
+            )
+            return None
+        return message
+
+    def handle_now(self, ctx: HandlerContext, message: ClientMessage) -> None:
+        """Answer a request that cannot block, inline (see `Router.dispatch_now`)."""
+        started = time.perf_counter()
+        reply = self.router.dispatch_now(message, ctx)
+        own_ids(ctx.connection, reply)
+        ctx.connection.send(reply)
+        self.state.metrics.request_seconds.observe(message.type, time.perf_counter() - started)
+
+    async def handle_later(self, ctx: HandlerContext, message: ClientMessage) -> None:
+        """Answer a request whose handler awaits; runs in its own task (the connection's
+        context vars: answerer, origin, log connection id)."""
+        started = time.perf_counter()
+        reply = await self.router.dispatch(message, ctx)
+        own_ids(ctx.connection, reply)
+        ctx.connection.send(reply)
+        self.state.metrics.request_seconds.observe(message.type, time.perf_counter() - started)
+
     async def _handle(self, connection: Connection, message: ClientMessage) -> None:
-        # Whatever this request answers (an approval) is recorded as answered by this peer.
+        # Whatever this request answers (an approval) is recorded as answered by this peer,
+        # and the events it causes (even before the reply names their ids) are its own.
         current_answerer.set(answerer_of(connection))
+        current_origin.set(connection.id)
         started = time.perf_counter()
         reply = await self.router.dispatch(message, HandlerContext(connection, self.state))
+        own_ids(connection, reply)
         connection.send(reply)
         self.state.metrics.request_seconds.observe(message.type, time.perf_counter() - started)
 

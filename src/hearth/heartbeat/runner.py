@@ -43,6 +43,7 @@ from pydantic.alias_generators import to_camel
 from hearth.chat.service import wire_name
 from hearth.events import DomainEvent, EventBus
 from hearth.heartbeat.checklist import Checklist, ChecklistError, read_checklist
+from hearth.mcp.tool import McpTool
 from hearth.metrics import Metrics
 from hearth.models import (
     ModelCallError,
@@ -54,6 +55,7 @@ from hearth.models import (
 from hearth.store.heartbeat import HeartbeatRepository
 from hearth.store.records import HeartbeatAlertRecord, HeartbeatRunRecord
 from hearth.tools import ToolContext, ToolError, ToolRegistry
+from hearth.tools.policy import decide
 
 if TYPE_CHECKING:
     from pydantic_ai import Tool
@@ -109,6 +111,8 @@ class HeartbeatConfig:
     failing_after: int = 3
     #: `[heartbeat] allow_outside`: the checklist may live outside the data directory.
     allow_outside: bool = False
+    #: `[tools] policy`: an MCP tool is offered only when it would run without asking.
+    tool_policy: dict[str, str] = field(default_factory=dict)
 
     @property
     def longest_run(self) -> timedelta:
@@ -375,6 +379,7 @@ class HeartbeatRunner:
         prompt = build_prompt(checklist, _now(), ZoneInfo(timezone))
         try:
             async with asyncio.timeout(self.config.timeout_s):
+                await self.tools.prepare()  # MCP servers start on first use
                 output = await run_model(
                     resolved,
                     prompt,
@@ -401,12 +406,21 @@ class HeartbeatRunner:
         return _match(report, checklist)
 
     def read_only_tools(self, run_id: str) -> list[Tool[None]]:
-        """`file.read` and `http.request` (GET/HEAD only) as pydantic-ai tools for one run."""
+        """`file.read`, `http.request` (GET/HEAD only) and the MCP tools their servers mark
+        read-only (when `[mcp] trust_read_only_hints` allows it and the policy lets them run
+        unasked: nobody is there to ask) as pydantic-ai tools for one run."""
         from pydantic_ai import Tool
 
         offered: list[Tool[None]] = []
         calls = itertools.count(1)
-        for name in READ_ONLY_TOOLS:
+        mcp_names = [
+            tool.name
+            for tool in self.tools
+            if isinstance(tool, McpTool)
+            and tool.read_only
+            and decide(tool, self.config.tool_policy) == "auto"
+        ]
+        for name in [*READ_ONLY_TOOLS, *mcp_names]:
             if name not in self.tools:
                 continue
             tool = self.tools.get(name)

@@ -8,6 +8,7 @@ process into immutable adapters; they hold no mutable state.
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from collections.abc import Iterable
 from functools import cache
@@ -79,12 +80,31 @@ def parse_client(raw: str | bytes) -> ClientMessage:
 
 
 def parse_server(raw: str | bytes) -> ServerMessage:
-    message: ServerMessage = server_adapter().validate_json(raw)
-    return message
+    """Validate one server frame with the one model its `type` names.
+
+    Clients go straight to the model rather than through the union so that only the messages a
+    command really receives get their validators built (see `WireModel`'s `defer_build`).
+    Frames that are not an object with a known `type` go through the union, whose error names
+    the problem.
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    kind = data.get("type") if isinstance(data, dict) else None
+    model = server_models().get(kind) if isinstance(kind, str) else None
+    if model is None:
+        message: ServerMessage = server_adapter().validate_json(raw)
+        return message
+    return model.model_validate(data)
 
 
+@cache
 def protocol_schema() -> dict[str, Any]:
-    """The published schema: `{"protocol", "client", "server"}` as JSON Schema documents."""
+    """The published schema: `{"protocol", "client", "server"}` as JSON Schema documents.
+
+    Cached: it is fixed for the life of the process; callers must not mutate it.
+    """
     return {
         "protocol": PROTOCOL_VERSION,
         "client": client_adapter().json_schema(by_alias=True),

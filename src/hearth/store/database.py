@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hearth.store import migrate
 from hearth.store.engine import WRITE_OPTION, Backend, backend_of, create_engine
+from hearth.store.pg_writer import PgWriter, asyncpg_dsn
 from hearth.store.sqlite_writer import SqliteWriter
 
 
@@ -18,16 +19,21 @@ class Database:
     """One engine plus what the gateway needs to know about it.
 
     On a SQLite file, `writer` is the group-committing connection that hot transitions use
-    (see `sqlite_writer`); everything else, and every PostgreSQL write, goes through the async
-    engine.
+    (see `sqlite_writer`); on PostgreSQL `pg_writer` is its counterpart (see `pg_writer`).
+    Everything else goes through the async engine.
     """
 
     def __init__(
-        self, engine: AsyncEngine, backend: Backend, writer: SqliteWriter | None = None
+        self,
+        engine: AsyncEngine,
+        backend: Backend,
+        writer: SqliteWriter | None = None,
+        pg_writer: PgWriter | None = None,
     ) -> None:
         self.engine = engine
         self.backend = backend
         self.writer = writer
+        self.pg_writer = pg_writer
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
 
     @classmethod
@@ -47,12 +53,15 @@ class Database:
         )
         backend = backend_of(url)
         writer: SqliteWriter | None = None
+        pg_writer: PgWriter | None = None
         path = make_url(url).database
         if backend == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
             writer = SqliteWriter(
                 path, synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms
             )
-        return cls(engine, backend, writer)
+        elif backend == "postgresql":
+            pg_writer = PgWriter(asyncpg_dsn(url))  # connects on its first write
+        return cls(engine, backend, writer, pg_writer)
 
     def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection inside a transaction that commits on success, rolls back on error."""
@@ -76,4 +85,6 @@ class Database:
     async def dispose(self) -> None:
         if self.writer is not None:
             await self.writer.close()
+        if self.pg_writer is not None:
+            await self.pg_writer.close()
         await self.engine.dispose()

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
 from hearth.store.records import ExecutionRecord, StepRunRecord
-from hearth.store.sqlite_writer import Prepared, PreparedUpdates
 from hearth.store.tables import step_runs, step_starts, workflow_executions, workflows
 
 RUNNING = "running"
@@ -29,26 +28,6 @@ PAUSED = "paused"
 
 ex = workflow_executions.c
 
-# The statements the SQLite writer runs (compiled once; see `sqlite_writer.Prepared`).
-_INSERT_STEP = Prepared(step_runs.insert())
-_INSERT_EXECUTION = Prepared(workflow_executions.insert())
-_PIN = Prepared(workflows.insert().prefix_with("OR IGNORE"))
-#: A start is journalled once per step run; a re-run of an interrupted one keeps the first.
-_MARK_STARTED = Prepared(step_starts.insert().prefix_with("OR IGNORE"))
-_STEP_COLUMNS = list(step_runs.c)
-#: Append a journal row only while the execution is running under the writing node.
-_ADVANCE = Prepared(
-    step_runs.insert().from_select(
-        [c.name for c in _STEP_COLUMNS],
-        sa.select(*[sa.bindparam(c.name, type_=c.type) for c in _STEP_COLUMNS]).where(
-            sa.exists().where(
-                ex.id == sa.bindparam("w_id"),
-                ex.owner_node == sa.bindparam("w_node"),
-                ex.status == RUNNING,
-            )
-        ),
-    )
-)
 #: The newest journal row of each execution: where a running execution really is.
 _LATEST = (
     sa.select(
@@ -110,13 +89,6 @@ class ExecutionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pinned: set[tuple[str, str]] = set()
-        #: `update_owned` for the SQLite writer.
-        self._fenced = PreparedUpdates(
-            workflow_executions,
-            ex.id == sa.bindparam("w_id"),
-            ex.owner_node == sa.bindparam("w_node"),
-            ex.status == RUNNING,
-        )
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -238,11 +210,6 @@ class ExecutionRepository:
 
     async def create(self, record: ExecutionRecord, pin: PinnedSource) -> None:
         """Pin the definition and insert the execution, in one transaction of its own."""
-        writer = self.db.writer
-        if writer is not None:
-            await writer.run(lambda conn: self.create_sqlite(conn, record, pin))
-            self.remember_pinned(pin)
-            return
         async with self.db.begin() as conn:
             await self.pin_definition(
                 conn, pin.workflow_id, pin.content_hash, pin.source, pin.path, record.started_at
@@ -252,19 +219,12 @@ class ExecutionRepository:
     def create_sqlite(
         self, conn: sqlite3.Connection, record: ExecutionRecord, pin: PinnedSource
     ) -> None:
-        """`create` inside a SQLite writer transaction; `remember_pinned` once it committed."""
-        if (pin.workflow_id, pin.content_hash) not in self._pinned:
-            _PIN.execute(
-                conn,
-                {
-                    "workflow_id": pin.workflow_id,
-                    "content_hash": pin.content_hash,
-                    "source": pin.source,
-                    "path": pin.path,
-                    "created_at": record.started_at,
-                },
-            )
-        _INSERT_EXECUTION.execute(conn, record.__dict__)
+        """`create` inside a SQLite writer transaction; `remember_pinned` once it committed.
+
+        Only the SQLite repository (`executions_sqlite`) has a writer to run this in; the
+        scheduler calls it from inside its own SQLite writer batches.
+        """
+        raise NotImplementedError(f"create_sqlite on {self.db.backend}")
 
     def remember_pinned(self, pin: PinnedSource) -> None:
         self._pinned.add((pin.workflow_id, pin.content_hash))
@@ -280,57 +240,34 @@ class ExecutionRepository:
 
         False (and nothing written) when the execution is no longer running under `node`.
         """
-        writer = self.db.writer
-        if writer is None:
-            async with self.db.begin() as conn:
-                if not await self.update_owned(conn, execution_id, node, values):
-                    return False
-                if run is not None:
-                    await self.append_step(conn, run)
-                return True
-        update = self._fenced.setting(values)
-        params = {**values, "w_id": execution_id, "w_node": node}
-
-        def write(conn: sqlite3.Connection) -> bool:
-            if update.execute(conn, params).rowcount != 1:
+        async with self.db.begin() as conn:
+            if not await self.update_owned(conn, execution_id, node, values):
                 return False
             if run is not None:
-                _INSERT_STEP.execute(conn, run.__dict__)
+                await self.append_step(conn, run)
             return True
-
-        return await writer.run(write)
 
     async def advance(self, execution_id: str, node: str, run: StepRunRecord) -> bool:
         """Journal a step that moves a running execution on (to `run.next_*`), fenced.
 
-        On SQLite that is the journal row alone (the row is read for the fence, not written):
-        one page per step instead of two, which is most of what a step costs. On PostgreSQL
-        the row's position is updated too, so that the fence is a row lock other nodes'
-        takeovers wait for.
+        Here the row's position is updated with the journal row, so that the fence is a row
+        lock other nodes' takeovers wait for (the SQLite path appends the journal row alone).
         """
         assert run.next_visit_seq is not None, "advance needs the position the step moves to"
-        writer = self.db.writer
-        if writer is None:
-            position = {
-                "current_step_id": run.next_step_id,
-                "visit_seq": run.next_visit_seq,
-                "attempt": run.next_attempt or 1,
-                "step_count": run.seq,
-                "wake_at": None,
-                "updated_at": run.finished_at,
-            }
-            return await self.transition(execution_id, node, position, run)
-        params = {**run.__dict__, "w_id": execution_id, "w_node": node}
-        return await writer.run(lambda conn: _ADVANCE.execute(conn, params).rowcount == 1)
+        position = {
+            "current_step_id": run.next_step_id,
+            "visit_seq": run.next_visit_seq,
+            "attempt": run.next_attempt or 1,
+            "step_count": run.seq,
+            "wake_at": None,
+            "updated_at": run.finished_at,
+        }
+        return await self.transition(execution_id, node, position, run)
 
     async def mark_started(
         self, execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
     ) -> None:
-        """Journal that step run `seq` starts, durably, before its tool runs.
-
-        On SQLite this goes through the writer's group commit, so runners that start tools in
-        the same loop iteration share one commit with each other and with other transitions.
-        """
+        """Journal that step run `seq` starts, durably, before its tool runs."""
         values = {
             "execution_id": execution_id,
             "seq": seq,
@@ -338,10 +275,6 @@ class ExecutionRepository:
             "attempt": attempt,
             "started_at": at,
         }
-        writer = self.db.writer
-        if writer is not None:
-            await writer.run(lambda conn: _MARK_STARTED.execute(conn, values))
-            return
         insert = pg_insert if self.db.backend == "postgresql" else sqlite_insert
         async with self.db.begin() as conn:
             await conn.execute(insert(step_starts).values(**values).on_conflict_do_nothing())
@@ -362,12 +295,10 @@ class ExecutionRepository:
         await conn.execute(step_starts.delete().where(step_starts.c.execution_id == execution_id))
 
     async def settle(self) -> None:
-        """Wait until every transition queued so far is committed (no-op on PostgreSQL).
+        """Wait until every transition queued so far is committed (nothing queues here).
 
         Needed before a read-modify-write through the async engine that must see them all.
         """
-        if self.db.writer is not None:
-            await self.db.writer.run(_nothing)
 
     async def update_owned(
         self, conn: AsyncConnection, execution_id: str, node: str, values: dict[str, Any]
@@ -402,6 +333,26 @@ class ExecutionRepository:
                 .values(owner_node=node, lease_expires_at=lease_until, updated_at=now)
             )
             return result.rowcount == 1
+
+    async def claim_exclusive(self, execution_id: str, node: str, lease_until: datetime) -> bool:
+        """Take a running execution whatever its owner: the one process of a SQLite gateway
+        owns every execution a crash left running."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                workflow_executions.update()
+                .where(ex.id == execution_id, ex.status == RUNNING)
+                .values(owner_node=node, lease_expires_at=lease_until)
+            )
+            return result.rowcount == 1
+
+    async def resume_due_wait(
+        self, execution_id: str, node: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Paused on a timer that is due → running under `node`; False if another got it."""
+        async with self.db.begin() as conn:
+            return await self.resume_paused(
+                conn, execution_id, node, "timer", now, lease_until, extra=[ex.wake_at <= now]
+            )
 
     async def resume_paused(
         self,
@@ -491,7 +442,3 @@ class ExecutionRepository:
                 )
             )
             return {row[0]: (row[1] in (node, None), bool(row[2])) for row in rows}
-
-
-def _nothing(_conn: sqlite3.Connection) -> None:
-    return None

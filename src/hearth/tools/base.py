@@ -94,6 +94,14 @@ class Tool(ABC):
         """
         return False
 
+    def parse_args(self, raw: dict[str, Any]) -> Any:
+        """The validated arguments; raises `ValidationError` or `ToolArgumentsError`.
+
+        Built-in tools validate with their pydantic model; a tool described only by a JSON
+        Schema (an MCP tool) overrides this.
+        """
+        return self.args_model.model_validate(raw)
+
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """The argument schema as a language model (or a form in a client) should see it."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from hearth.tools.base import Tool, ToolArgumentsError, ToolContext, ToolError, ToolNotFoundError
 
@@ -28,13 +28,56 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
+class ToolSource(Protocol):
+    """Tools that come and go while the gateway runs (the tools of MCP servers).
+
+    The registry asks a source for its current tools on every lookup, so a tool list that
+    changed is seen by the next call, and `prepare` lets a caller start what a source starts
+    lazily before it assembles the tools it offers.
+    """
+
+    def tools(self) -> Iterable[Tool]:
+        """The tools available right now (never blocks)."""
+
+    async def prepare(self, name: str | None = None) -> None:
+        """Make the tools behind `name` (all, when None) available if they can be; never raises."""
+
+    def unavailable(self, name: str) -> str | None:
+        """Why `name`, which this source would provide, is not available now; None otherwise."""
+
+
 class ToolRegistry:
     """Tools by name. Built in `app.py` and handed to every service that calls tools."""
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._sources: list[ToolSource] = []
         for tool in tools:
             self.register(tool)
+
+    def add_source(self, source: ToolSource) -> None:
+        """Tools of `source` join the registry; a name a built-in tool has stays the built-in's."""
+        self._sources.append(source)
+
+    def _current(self) -> dict[str, Tool]:
+        if not self._sources:
+            return self._tools
+        found = {tool.name: tool for source in self._sources for tool in source.tools()}
+        found.update(self._tools)
+        return found
+
+    async def prepare(self, name: str | None = None) -> None:
+        """Start what dynamic sources start lazily (bounded by their own timeouts)."""
+        for source in self._sources:
+            await source.prepare(name)
+
+    def unavailable(self, name: str) -> str | None:
+        """Why `name` is not available now although a source would provide it, else None."""
+        for source in self._sources:
+            reason = source.unavailable(name)
+            if reason is not None:
+                return reason
+        return None
 
     def register(self, tool: Tool) -> None:
         """Add a tool; a second tool with the same name is a wiring mistake, so it raises."""
@@ -43,25 +86,30 @@ class ToolRegistry:
         self._tools[tool.name] = tool
 
     def get(self, name: str) -> Tool:
+        tools = self._current()
         try:
-            return self._tools[name]
+            return tools[name]
         except KeyError:
-            known = ", ".join(self.names()) or "none"
+            reason = self.unavailable(name)
+            if reason is not None:
+                raise ToolNotFoundError(f"tool {name!r} is not available: {reason}") from None
+            known = ", ".join(sorted(tools)) or "none"
             raise ToolNotFoundError(f"unknown tool {name!r}; known tools: {known}") from None
 
     def names(self) -> list[str]:
-        return sorted(self._tools)
+        return sorted(self._current())
 
     def __iter__(self) -> Iterator[Tool]:
-        return iter([self._tools[name] for name in self.names()])
+        tools = self._current()
+        return iter([tools[name] for name in sorted(tools)])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tools
+        return name in self._current()
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._current())
 
-    def validate(self, name: str, raw_args: Any) -> BaseModel:
+    def validate(self, name: str, raw_args: Any) -> Any:
         """The parsed arguments, or `ToolArgumentsError` naming every bad field.
 
         `None` counts as "no arguments" because a workflow step or a model's tool call may
@@ -76,7 +124,7 @@ class ToolRegistry:
                 name, [{"path": "args", "message": f"Input should be an object, not {kind}"}]
             )
         try:
-            return tool.args_model.model_validate(raw_args)
+            return tool.parse_args(raw_args)
         except ValidationError as exc:
             errors = [
                 {"path": _field_path(tuple(err["loc"])), "message": err["msg"]}
@@ -91,12 +139,19 @@ class ToolRegistry:
             args = self.validate(name, raw_args)
         except ToolError:
             return False
-        return self._tools[name].idempotent(args)
+        return self.get(name).idempotent(args)
 
     async def call(self, name: str, raw_args: Any, ctx: ToolContext) -> Any:
-        """Validate, then run. Cancellation propagates untouched so timeouts and shutdown work."""
+        """Validate, then run. Cancellation propagates untouched so timeouts and shutdown work.
+
+        A name a source would provide but does not yet (its server starts lazily, or is being
+        restarted) is prepared first, so a workflow step does not fail for a server that is
+        simply not up yet.
+        """
+        if name not in self:
+            await self.prepare(name)
+        tool = self.get(name)
         args = self.validate(name, raw_args)
-        tool = self._tools[name]
         try:
             return await tool.run(args, ctx)
         except ToolError:

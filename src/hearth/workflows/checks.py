@@ -13,6 +13,7 @@ running executions, which must keep loading even if the configuration changed si
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -25,6 +26,8 @@ from hearth.workflows.expressions import ExpressionError, Expressions
 from hearth.workflows.loader import LoadedWorkflow, line_of
 
 __all__ = ["SHELL_TOOL", "check_workflow"]
+
+log = logging.getLogger("hearth.workflows.checks")
 
 #: The built-in tool that exists only when a person enables it.
 SHELL_TOOL = "shell.run"
@@ -68,6 +71,12 @@ def check_workflow(item: LoadedWorkflow, tools: ToolRegistry | None) -> LoadedWo
 def _tool_problems(step: StepDef, tools: ToolRegistry) -> Iterator[tuple[Loc, str]]:
     assert step.tool is not None
     if step.tool not in tools:
+        unknown_yet = tools.unavailable(step.tool)
+        if unknown_yet is not None:
+            # An MCP server's tools are known once it runs; until then the step is accepted
+            # and the call itself reports a tool that does not exist.
+            log.warning("step %r: tool %r not checked: %s", step.id, step.tool, unknown_yet)
+            return
         if step.tool == SHELL_TOOL:
             yield (
                 ("tool",),

@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 from hearth.workflows.errors import StepFailedError
 
 __all__ = ["OutputSchemaError", "check_output", "schema_problem"]
@@ -33,6 +30,11 @@ class OutputSchemaError(StepFailedError):
 
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why `schema` is not a valid JSON Schema (by its own `$schema`, default 2020-12), or None."""
+    # jsonschema (with referencing, rpds and attrs: ~3 MB) only loads for workflows that
+    # declare an output schema.
+    from jsonschema import exceptions as schema_errors
+    from jsonschema import validators
+
     validator = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
         validator.check_schema(dict(schema))
@@ -50,6 +52,9 @@ def check_output(schema: Mapping[str, Any] | None, answer: Any) -> None:
     """
     if schema is None:
         return
+    from jsonschema import exceptions as schema_errors
+    from jsonschema import validators
+
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     error = schema_errors.best_match(validator.iter_errors(answer))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.gateway.handlers.mcp import server_infos
 from hearth.gateway.handlers.telegram import status_info
 from hearth.protocol import PROTOCOL_VERSION, GatewayStatus, GatewayStatusResult, Ping, Pong
 from hearth.store.nodes import NodeRepository
 
 
 @handles(Ping)
-async def ping(message: Ping, ctx: HandlerContext) -> Pong:
+def ping(message: Ping, ctx: HandlerContext) -> Pong:
     return Pong(id=message.id)
 
 
@@ -28,4 +29,5 @@ async def gateway_status(message: GatewayStatus, ctx: HandlerContext) -> Gateway
         telegram=status_info(state.telegram)
         if state.telegram is not None and state.telegram.settings.enabled
         else None,
+        mcp=server_infos(state.mcp),
     )

@@ -154,7 +154,7 @@ async def approval(message: WorkflowApproval, ctx: HandlerContext) -> WorkflowAp
 
 
 @handles(WorkflowList)
-async def list_workflows(message: WorkflowList, ctx: HandlerContext) -> WorkflowListResult:
+def list_workflows(message: WorkflowList, ctx: HandlerContext) -> WorkflowListResult:
     items = ctx.state.workflows.catalog.all()
     return WorkflowListResult(id=message.id, workflows=[_info(i) for i in items])
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hearth.protocol.base import ClientMessage, Reply, WireModel
+from hearth.protocol.base import ClientMessage, Event, Reply, WireModel
 
 #: `workflow`: a step's approval gate; `interrupted`: a workflow step the gateway stopped in,
 #: asking whether to run it again (answered with `workflow.approval` like a gate); `tool`: a
@@ -59,5 +59,22 @@ class ApprovalListResult(Reply):
     approvals: list[PendingApproval]
 
 
+class ApprovalResolved(Event):
+    """An approval was answered (from any client or channel): lets every inbox drop it live
+    and say who answered. Delivered to every connection, like the approval requests."""
+
+    topic: ClassVar[str | None] = "approval.resolved"
+    type: Literal["approval.resolved"] = "approval.resolved"
+    approval_id: str
+    kind: ApprovalKind
+    status: str = Field(description="approved or denied")
+    execution_id: str | None = None
+    step_id: str | None = None
+    session_id: str | None = None
+    tool_call_id: str | None = None
+    answered_by: AnsweredBy | None = None
+    comment: str | None = None
+
+
 CLIENT_MESSAGES = (ApprovalList,)
-SERVER_MESSAGES = (ApprovalListResult,)
+SERVER_MESSAGES = (ApprovalListResult, ApprovalResolved)

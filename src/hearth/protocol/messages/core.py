@@ -8,6 +8,7 @@ from pydantic import Field
 
 from hearth.protocol.base import ClientMessage, Reply, ServerMessage, WireModel
 from hearth.protocol.errors import ErrorCode
+from hearth.protocol.messages.mcp import McpServerInfo
 from hearth.protocol.messages.telegram import TelegramStatusInfo
 
 
@@ -63,6 +64,9 @@ class GatewayStatusResult(Reply):
     nodes: int | None = Field(default=None, description="Live gateway processes on this database.")
     telegram: TelegramStatusInfo | None = Field(
         default=None, description="The Telegram channel, when it is enabled."
+    )
+    mcp: list[McpServerInfo] | None = Field(
+        default=None, description="The MCP servers, when any is configured."
     )
 
 

@@ -153,7 +153,8 @@ class StepResult(WireModel):
 
 
 class WorkflowStatus(Event):
-    """Sent to every connection on each transition of an execution."""
+    """Sent on each transition of an execution to the connection that started, approved or
+    cancelled it, and to those subscribed to `workflow.status`."""
 
     topic: ClassVar[str | None] = "workflow.status"
     type: Literal["workflow.status"] = "workflow.status"

@@ -15,15 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hearth.netrules import NetPolicy
 from hearth.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolError
-from hearth.tools.builtin.http_guard import GuardedTransport, checked_addresses
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (and with it the guard built on its transport) is imported on the first request, not
+# at start: it is ~5 MB and ~50 ms that a gateway whose workflows never call http.request
+# should not pay.
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -64,6 +69,8 @@ class HttpRequestArgs(ToolArgs):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        import httpx
+
         try:
             url = httpx.URL(value)
         except httpx.InvalidURL as exc:
@@ -142,6 +149,10 @@ class HttpRequestTool(Tool):
         self.trust_env = trust_env
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
+        import httpx
+
+        from hearth.tools.builtin.http_guard import GuardedTransport
+
         if self.trust_env:
             return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True)
         return httpx.AsyncClient(
@@ -155,6 +166,8 @@ class HttpRequestTool(Tool):
         self, client: httpx.AsyncClient, request: httpx.Request
     ) -> tuple[httpx.Response, bytes, bool]:
         """Send `request`, following up to MAX_REDIRECTS redirects, each hop checked again."""
+        from hearth.tools.builtin.http_guard import checked_addresses
+
         for _hop in range(MAX_REDIRECTS + 1):
             if self.trust_env:
                 url = request.url
@@ -170,6 +183,8 @@ class HttpRequestTool(Tool):
         raise ToolError(f"stopped after {MAX_REDIRECTS} redirects (the limit)")
 
     async def run(self, args: HttpRequestArgs, ctx: ToolContext) -> dict[str, Any]:
+        import httpx
+
         what = f"http.request {args.method} {args.url}"
         body: dict[str, Any] = {}
         if args.json_ is not None:
