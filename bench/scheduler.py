@@ -822,17 +822,16 @@ async def _read_hearth_runs(
         .outerjoin(step_runs, sa.and_(sc.execution_id == rc.execution_id, sc.seq == 1))
         .where(rc.scheduled_for < end_at)
     )
-    # Each tick once: executions started for the window's ticks, per node that created them.
-    per_node = (
-        sa.select(ec.owner_node, sa.func.count())
-        .where(ec.triggered_by == "cron", ec.scheduled_for >= start_at, ec.scheduled_for < end_at)
-        .group_by(ec.owner_node)
+    # Each tick once: executions started for the window's ticks (a finished execution has no
+    # owner any more, so which node started it is not on record).
+    started = sa.select(sa.func.count()).where(
+        ec.triggered_by == "cron", ec.scheduled_for >= start_at, ec.scheduled_for < end_at
     )
     db = Database.from_url(url)
     try:
         async with db.connect() as conn:
             rows = (await conn.execute(query)).all()
-            nodes = {str(node): int(n) for node, n in (await conn.execute(per_node)).all()}
+            executions = int((await conn.execute(started)).scalar() or 0)
     finally:
         await db.dispose()
     step: list[float] = []
@@ -873,8 +872,7 @@ async def _read_hearth_runs(
         rss_peak_mb=peak / MB,
         extra={
             "recorded_ok": ok,
-            "executions_by_node": nodes,
-            "executions": sum(nodes.values()),
+            "executions": executions,
         },
     )
 
@@ -1098,9 +1096,10 @@ def print_text(summary: dict[str, Any]) -> None:
             )
         if hearth is not None:
             extra = hearth["extra"]
-            if extra["nodes"] > 1:
-                shares = ", ".join(str(n) for n in sorted(extra["executions_by_node"].values()))
-                print(f"executions per node: {shares}")
+            print(
+                f"executions started for the window's ticks: {extra['executions']} "
+                f"(fired ticks: {hearth['fired']})"
+            )
             clients = extra.get("clients")
             if clients:
                 reads = ", ".join(str(n) for n in clients["events_read"])
