@@ -543,7 +543,7 @@ async def hold_hearth(workdir: Path, count: int, settle: float) -> HoldResult:
 
 async def hold_apscheduler(workdir: Path, count: int, settle: float) -> HoldResult:
     """An AsyncIOScheduler child adding `count` cron jobs; ready when it has them all."""
-    ready_file = workdir / "aps-hold.json"
+    ready_file = workdir / f"aps-hold-{count}.json"  # one per count: never a stale one
     with common.stopping(STOP_TIMEOUT_S) as started:
         args = common.script(__file__, "--aps-hold", str(count), "--aps-file", str(ready_file))
         child = common.spawn("apscheduler-hold", args, workdir, started)
