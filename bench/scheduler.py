@@ -31,9 +31,19 @@ Why subprocesses: memory and start-up time are per process, and neither system s
 heap, a GIL or an event loop with the measuring code. This file imports Hearth lazily, so the
 APScheduler child (which runs this same file) does not carry Hearth's import graph on its heap.
 
-Run: `.venv/bin/python bench/scheduler.py [--seconds N] [--schedules N] [--scenario hold|fire]
-[--profile FILE] [--json]` (APScheduler is in the bench extra:
-`.venv/bin/pip install -e '.[bench]'`).
+Also (issue 15): scenario 1 at several counts (`--schedules 10000 100000`, `--million` adds
+1 000 000) against APScheduler restarted on its persisted `SQLAlchemyJobStore` (SQLite) as well
+as in memory; scenario 2 on PostgreSQL (`--backend postgres`, a fresh database on the server of
+`--database-url`, dropped afterwards) with `--nodes N` gateways sharing it (each tick once is
+checked), and `--clients N` WebSocket clients reading every event while firing
+(`--client-topics all`: each subscribes to every `schedule.run`), reporting clients closed and
+the ping p99 of a connected client. The fire verdict needs every fired tick completed and
+recorded `ok`.
+
+Run: `.venv/bin/python bench/scheduler.py [--scenario hold|fire|both] [--schedules N ...]
+[--million] [--seconds N] [--fire-schedules N] [--backend sqlite|postgres] [--nodes N]
+[--clients N] [--client-topics default|all] [--profile FILE] [--json]` (APScheduler is in the
+bench extra: `.venv/bin/pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
