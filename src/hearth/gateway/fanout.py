@@ -11,6 +11,7 @@ WebSockets exist.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pydantic import ValidationError
@@ -52,44 +53,39 @@ def outgoing(message: ServerMessage, origin: str | None) -> OutgoingEvent:
 
 
 class EventFanout:
-    """Delivers each event synchronously, inside `bus.publish`.
-
-    The bus asks a subscription's `accept` at publish time; the fan-out does its whole work
-    there (validate, encode once, queue or write on each wanting connection) and never queues
-    the event. Nothing in that awaits: a connection's writes go to its transport's buffer or
-    its own queue. So an event costs no task wake-up and no loop turn on its way to the socket
-    (a chat delta reaches the client in the turn it was published), and events keep exactly
-    the order they were published in.
-    """
-
     def __init__(self, bus: EventBus, connections: ConnectionRegistry) -> None:
         self._bus = bus
         self._connections = connections
         self._models = event_models_by_topic()
-        self._types = {topic: m.model_fields["type"].default for topic, m in self._models.items()}
+        self._task: asyncio.Task[None] | None = None
         self.subscription: Subscription | None = None
 
     def start(self) -> None:
-        self.subscription = self._bus.subscribe(*self._models, maxsize=1, accept=self._deliver)
+        # With nobody who could want an event type it is not even queued (nobody connected, or
+        # a `schedule.run` nobody subscribed to).
+        types = {topic: model.model_fields["type"].default for topic, model in self._models.items()}
+        wanted = self._connections.may_want
 
-    def _deliver(self, event: DomainEvent) -> bool:
-        """Deliver `event` now; always False (nothing is queued on the bus)."""
-        kind = self._types.get(event.topic)
-        # With nobody who could want this type (nobody connected, or a `schedule.run` nobody
-        # subscribed to), it is not even validated.
-        if kind is None or not self._connections.may_want(kind):
-            return False
-        try:
-            message = self._models[event.topic].model_validate(event.data)
-        except ValidationError as exc:
-            log.error("dropping %s event that does not fit the protocol: %s", event.topic, exc)
-            return False
-        try:
+        def accept(event: DomainEvent) -> bool:
+            kind = types.get(event.topic)
+            return kind is not None and wanted(kind)
+
+        self.subscription = self._bus.subscribe(*self._models, maxsize=10_000, accept=accept)
+        self._task = asyncio.create_task(self._run(self.subscription), name="event-fanout")
+
+    async def _run(self, subscription: object) -> None:
+        async for event in subscription:  # type: ignore[attr-defined]
+            model = self._models.get(event.topic)
+            if model is None:
+                continue
+            try:
+                message = model.model_validate(event.data)
+            except ValidationError as exc:
+                log.error("dropping %s event that does not fit the protocol: %s", event.topic, exc)
+                continue
             self._connections.deliver(outgoing(message, event.origin))
-        except Exception:  # a publisher must never fail because of a connection
-            log.exception("could not deliver a %s event", event.topic)
-        return False
 
     async def stop(self) -> None:
-        if self.subscription is not None:
-            self.subscription.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
