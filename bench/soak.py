@@ -475,6 +475,7 @@ async def soak(
     waiting = [e.id for e in found.values() if e.status == "paused" and e.waiting_for == "approval"]
     no_reason = [e.id for e in found.values() if e.status == "failed" and not e.error]
     repeated: dict[str, int] = {}
+    repeated_keys: dict[str, list[str | None]] = {}
     asked = 0
     for path, count in ledger.effects.items():
         parts = path.strip("/").split("/")  # effect/<execution>/<step>
@@ -484,6 +485,8 @@ async def soak(
             asked += min(count, allowed) - 1
         if count > allowed:
             repeated[path] = count
+            # The Idempotency-Keys tell a re-run of the same attempt from a new attempt.
+            repeated_keys[path] = ledger.keys.get(path, [])
     ticks = [r.scheduled_for for r in runs if r.status != "missed"]
     double_ticks = len(ticks) - len(set(ticks))
     failure_reasons = Counter(
