@@ -49,8 +49,31 @@ web: $(STAMP)
 	$(BIN)/python -m hearth.web.typegen > web/src/protocol.ts
 	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build
 
-bench: $(STAMP)
-	$(BIN)/python bench/ws_roundtrip.py
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,telegram,bench]'
+	touch $@
+
+# Every benchmark in bench/, each with its baseline in the same run and its ratio printed,
+# at quick settings (a few minutes in all; see docs/benchmarks.md for the full runs). Machines
+# are shared: each prints its load (uptime) first. A benchmark whose target is missed exits 1;
+# the others still run, and the exit status of each is listed at the end.
+bench: $(BENCH_STAMP)
+	@statuses=""; for run in \
+		"ws_roundtrip.py --seconds 3" \
+		"workflow_steps.py --executions 200" \
+		"scheduler.py --scenario hold --schedules 10000 --settle 2" \
+		"scheduler.py --scenario fire --seconds 5" \
+		"heartbeat_cost.py --items 1 3 5 10" \
+		"chat_stream.py --runs 3" \
+		"telegram_stream.py --runs 3" \
+		"startup.py --runs 3" \
+		"metrics_overhead.py" \
+		"dashboard.py"; do \
+		echo; echo "== bench/$$run  ($$(uptime))"; \
+		$(BIN)/python bench/$$run; statuses="$$statuses\n  exit $$? bench/$$run"; \
+	done; printf "\nbenchmarks:$$statuses\n"
 
 # The reliability suite at full size (minutes): 100 000 fuzzed frames, then 100 SIGKILLs on
 # SQLite and, when HEARTH_TEST_DATABASE_URL is set, 100 on two PostgreSQL gateways.

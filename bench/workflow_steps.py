@@ -102,7 +102,9 @@ class Result:
     units: int  # steps (engines) or rows (raw)
     seconds: float
     cpu_s: float
-    commits: int = 0  # raw only: transactions committed (units / rows per commit)
+    #: Transactions committed: raw (units / rows per commit), or Hearth's writer's group
+    #: commits in the window (so steps per commit shows how much grouping happened).
+    commits: int = 0
 
     @property
     def per_s(self) -> float:
@@ -343,10 +345,16 @@ async def measure_hearth(
         async with asyncio.timeout(SCENARIO_TIMEOUT_S):
             for concurrency in concurrencies:
                 await _closed_loop(hearth, events, concurrency, executions=WARMUP_EXECUTIONS)
+                writer = hearth.db.writer or hearth.db.pg_writer
+                commits0 = writer.batches if writer is not None else 0
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 done = await _closed_loop(hearth, events, concurrency, seconds=seconds)
                 elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-                results.append(Result("hearth", mode, concurrency, done * STEPS, elapsed, cpu))
+                # The group commits the writer made (steps, starts and ends of executions).
+                commits = (writer.batches - commits0) if writer is not None else 0
+                results.append(
+                    Result("hearth", mode, concurrency, done * STEPS, elapsed, cpu, commits)
+                )
         if subscription.dropped:
             raise RuntimeError(f"{subscription.dropped} workflow.status events were dropped")
     finally:
@@ -593,6 +601,9 @@ def summarize(results: list[Result], args: argparse.Namespace) -> dict[str, Any]
                     "concurrency": concurrency,
                     "hearth_steps_per_s": hearth.per_s if hearth else None,
                     "hearth_cpu_us_per_step": cpu,
+                    "hearth_commits_per_step": (hearth.commits / hearth.units)
+                    if hearth and hearth.units and hearth.commits
+                    else None,
                     "hearth_seconds": hearth.seconds if hearth else None,
                     "raw_rows_per_commit": concurrency,
                     "raw_rows_per_s": raw.per_s if raw else None,
@@ -704,6 +715,13 @@ def print_text(summary: dict[str, Any]) -> None:
             f"{cpu:>23}"
             f"   {target:>13}   {_verdict(last_verdict)}"
         )
+    for row in summary["rows"]:
+        if row["hearth_commits_per_step"]:
+            print(
+                f"  Hearth {row['mode']}, {row['concurrency']} in flight: "
+                f"{1 / row['hearth_commits_per_step']:.1f} steps per commit "
+                "(executions' starts and ends included)"
+            )
     if not summary["dbos_measured"]:
         print("\nDBOS was not measured (--no-dbos, or not installed: pip install -e '.[bench]').")
     if summary["dbos_stock"]:

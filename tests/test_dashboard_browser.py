@@ -194,6 +194,15 @@ async def test_approving_in_the_inbox_reaches_other_clients_and_their_answers_sh
     )
     await page.set_viewport_size(PHONE)
     await screenshot(page, shots, "approvals")
+    # The execution's timeline says who answered its gate, and how.
+    await page.set_viewport_size(DESKTOP)
+    await page.evaluate("r => { location.hash = r }", f"#/executions/{ours}")
+    timeline = page.get_by_test_id("timeline")
+    await expect(timeline).to_contain_text("hearth-dashboard (ws)")
+    await expect(timeline).to_contain_text("ship it")
+    await page.evaluate("r => { location.hash = r }", f"#/executions/{theirs}")
+    await expect(page.get_by_test_id("execution-status")).to_contain_text("cancelled")
+    await expect(page.get_by_test_id("timeline")).to_contain_text("phone-script")
     assert watch.errors == []
     await context.close()
 

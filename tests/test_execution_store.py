@@ -38,6 +38,21 @@ async def store(database_url: str) -> AsyncIterator[tuple[Database, ExecutionRep
         await db.dispose()
 
 
+@pytest.fixture(params=["backend", "sqlalchemy"])
+async def any_store(
+    request: pytest.FixtureRequest, database_url: str
+) -> AsyncIterator[tuple[Database, ExecutionRepository]]:
+    """The backend's own repository, and the plain SQLAlchemy one (used for in-memory SQLite):
+    both must keep the same contract."""
+    db = Database.from_url(database_url)
+    await db.upgrade()
+    try:
+        plain = request.param == "sqlalchemy"
+        yield db, ExecutionRepository(db) if plain else execution_repository(db)
+    finally:
+        await db.dispose()
+
+
 def _record(execution_id: str, now: datetime, node: str = NODE) -> ExecutionRecord:
     return ExecutionRecord(
         id=execution_id,
@@ -136,9 +151,9 @@ async def test_steps_of_concurrent_executions_commit_together_and_stay_fenced(
 
 
 async def test_transitions_are_fenced_on_owner_and_status(
-    store: tuple[Database, ExecutionRepository],
+    any_store: tuple[Database, ExecutionRepository],
 ) -> None:
-    db, executions = store
+    db, executions = any_store
     now = datetime.now(UTC)
     await executions.create(_record("e1", now), PIN)
     done = {"status": "completed", "owner_node": None, "completed_at": now, "updated_at": now}
@@ -178,9 +193,9 @@ async def test_a_failing_write_fails_alone(store: tuple[Database, ExecutionRepos
 
 
 async def test_mark_started_is_durable_and_idempotent(
-    store: tuple[Database, ExecutionRepository],
+    any_store: tuple[Database, ExecutionRepository],
 ) -> None:
-    db, executions = store
+    db, executions = any_store
     now = datetime.now(UTC)
     await executions.create(_record("e1", now), PIN)
     await executions.mark_started("e1", 1, "a", 1, now)

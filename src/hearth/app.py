@@ -68,6 +68,7 @@ from hearth.metrics import Metrics
 from hearth.models import ModelFactory
 from hearth.netrules import NetPolicy
 from hearth.pointers import remove_pointer, write_pointer
+from hearth.redact import RedactingBus, Redactor, gateway_secrets
 from hearth.scheduling.scheduler import Scheduler, SchedulerConfig
 from hearth.scheduling.service import ScheduleService
 from hearth.scheduling.targets import ScheduleTarget, WorkflowTarget
@@ -146,28 +147,33 @@ class Hearth:
         ensure_token(settings.token_path)
         limits = settings.limits
         node_id = settings.node_id or make_node_id()
-        self.bus: EventBus = LocalEventBus()
+        self.secrets = SecretStore(settings.data_dir / "secrets.json")
+        self.keys = KeyLookup(self.secrets)
+        #: Removes keys and the token from events, error replies, tool results and stored
+        #: step errors (the log filter uses the same secrets: `secret_values`).
+        self.redactor = Redactor(self.secret_values)
+        inner_bus: EventBus = LocalEventBus()
         if self.db.backend == "postgresql":
             # Imported here: asyncpg and its dialect cost ~5 MB a SQLite gateway never uses.
             from hearth.events_pg import PostgresEventBus
 
-            self.bus = PostgresEventBus(settings.resolved_database_url(), node_id)
+            inner_bus = PostgresEventBus(settings.resolved_database_url(), node_id)
+        self.bus: EventBus = RedactingBus(inner_bus, self.redactor)
         self.notifications = NotificationRepository(
             self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max
         )
         tool_settings = settings.tools
         self.tools = ToolRegistry(
-            builtin_tools(
+            redact=self.redactor.value,
+            tools=builtin_tools(
                 shell_enabled=tool_settings.shell.enabled,
                 http_policy=NetPolicy.parse(tool_settings.http.allow, tool_settings.http.deny),
                 http_trust_env=tool_settings.http.trust_env,
                 shell_env=tool_settings.shell.env,
                 shell_pass_env=tool_settings.shell.pass_env,
                 notifications=self.notifications,
-            )
+            ),
         )
-        self.secrets = SecretStore(settings.data_dir / "secrets.json")
-        self.keys = KeyLookup(self.secrets)
         #: MCP servers lend their tools to the registry as SERVER.TOOL; they start on first use.
         self.mcp = McpManager(settings.mcp, self.secrets)
         self.tools.add_source(self.mcp)
@@ -260,6 +266,7 @@ class Hearth:
             observe=self.metrics.telegram_request,
         )
         self.workflows.metrics = self.metrics
+        self.workflows.runner.redact = self.redactor.text
         self.scheduler.metrics = self.metrics
         heartbeat_runner.metrics = self.metrics
         self.chat.metrics = self.metrics
@@ -283,6 +290,7 @@ class Hearth:
             telegram=self.telegram,
             metrics=self.metrics,
             notifications=self.notifications,
+            redactor=self.redactor,
             mcp=self.mcp,
         )
         self.router = Router()
@@ -308,6 +316,10 @@ class Hearth:
         self._reload_lock = asyncio.Lock()
         self.url: str | None = None
         self.server: GatewayServer | None = None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this gateway holds (read afresh: keys change while it runs)."""
+        return gateway_secrets(self.settings, self.secrets, self.settings.token_path)
 
     async def start(self, url: str) -> None:
         """Migrate the database and start the background services."""

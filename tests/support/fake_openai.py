@@ -152,13 +152,19 @@ class HttpError:
     type: str | None = None
     code: str | None = None
     should_retry: bool | None = None
+    #: Append the request's Authorization header to the message, as a careless server (or a
+    #: proxy's error page) does: what a key leak through an error body looks like.
+    echo_authorization: bool = False
 
-    def response(self) -> JSONResponse:
+    def response(self, authorization: str | None = None) -> JSONResponse:
         headers = {}
         if self.should_retry is not None:
             headers["x-should-retry"] = "true" if self.should_retry else "false"
+        message = self.message
+        if self.echo_authorization:
+            message = f"{message}: {authorization or '(no Authorization header)'}"
         return _error_response(
-            self.status, self.message, self.type or _error_type(self.status), self.code, headers
+            self.status, message, self.type or _error_type(self.status), self.code, headers
         )
 
 
@@ -612,7 +618,7 @@ class FakeOpenAI:
                     return None
                 spec = spec.then if spec.then is not None else Text(DEFAULT_REPLY_TEXT)
             elif isinstance(spec, HttpError):
-                return spec.response()
+                return spec.response(request.headers.get("authorization"))
             elif isinstance(spec, JsonContent):
                 spec = spec.as_text()
             elif isinstance(spec, Text):

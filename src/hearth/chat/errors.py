@@ -1,19 +1,21 @@
-"""Errors of the chat service; the gateway maps each to a protocol error code."""
+"""Errors of the chat service, each with its protocol error code."""
 
 from __future__ import annotations
 
+from hearth.errors import DomainError
 
-class ChatError(Exception):
+
+class ChatError(DomainError):
     pass
 
 
 class SessionNotFoundError(ChatError):
-    pass
+    code = "SESSION_NOT_FOUND"
 
 
 class SessionBusyError(ChatError):
-    pass
+    code = "SESSION_BUSY"
 
 
 class NoPendingToolApprovalError(ChatError):
-    pass
+    code = "NO_PENDING_APPROVAL"

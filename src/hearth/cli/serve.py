@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 
 from hearth.cli.common import DataDirOption, err_console, fail, settings_for
-from hearth.datadir import PRIVATE_UMASK, DataDirBusyError, read_token
+from hearth.datadir import PRIVATE_UMASK, DataDirBusyError
 from hearth.gateway.logs import RotatingFile, configure_logging
 from hearth.gateway.server import PortInUseError, RemoteBindRefusedError, check_bind_host
 from hearth.malloc import limit_malloc_arenas
@@ -90,29 +89,11 @@ def _serve(
     except (RemoteBindRefusedError, DatabaseUrlError) as exc:
         fail(str(exc), 2)
     token_path: Path = settings.token_path
-
-    def secrets() -> list[str]:
-        """The token and every key the gateway knows: none of them may reach a log."""
-        found: list[str] = []
-        with contextlib.suppress(Exception):
-            found.append(read_token(token_path))
-        with contextlib.suppress(Exception):
-            found += [v for n in hearth.secrets.names() if (v := hearth.secrets.get(n))]
-        env_names = {p.api_key_env for p in settings.providers.values() if p.api_key_env}
-        env_names |= {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
-        found += [os.environ[n] for n in env_names if os.environ.get(n)]
-        # Tokens that may come from the environment as settings (never from the file).
-        if settings.telegram.token is not None:
-            found.append(settings.telegram.token.get_secret_value())
-        if settings.metrics.token:
-            found.append(settings.metrics.token)
-        return found
-
     log_file = settings.log_file
     configure_logging(
         settings.log_format,
         settings.log_level,
-        secrets,
+        hearth.secret_values,
         file=RotatingFile(log_file, settings.logging.max_bytes, settings.logging.backups)
         if log_file is not None
         else None,

@@ -21,8 +21,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from hearth.gateway.connection import Connection
+from hearth.gateway.errors import error_reply
 from hearth.gateway.state import GatewayState
-from hearth.protocol import ClientMessage, Error, ErrorCode, ProtocolError, Reply, ServerMessage
+from hearth.protocol import ClientMessage, Error, ErrorCode, Reply, ServerMessage
 
 log = logging.getLogger("hearth.gateway.dispatch")
 
@@ -84,9 +85,10 @@ class Router:
         """The reply of an inline handler; the same one-reply rules as `dispatch`."""
         try:
             reply = self._inline[message.type](message, ctx)
-        except ProtocolError as exc:
-            return Error(id=message.id, code=exc.code, message=exc.message, details=exc.details)
-        except Exception:
+        except Exception as exc:
+            known = error_reply(message.id, exc, ctx.state.redactor)
+            if known is not None:
+                return known
             log.exception("handler for %s failed (request id %s)", message.type, message.id)
             return _internal(message)
         if reply.id != message.id:
@@ -106,9 +108,10 @@ class Router:
             )
         try:
             reply = await handler(message, ctx)
-        except ProtocolError as exc:
-            return Error(id=message.id, code=exc.code, message=exc.message, details=exc.details)
-        except Exception:
+        except Exception as exc:
+            known = error_reply(message.id, exc, ctx.state.redactor)
+            if known is not None:
+                return known
             log.exception("handler for %s failed (request id %s)", message.type, message.id)
             return _internal(message)
         if reply.id != message.id:

@@ -7,63 +7,21 @@ import json
 import logging
 import logging.handlers
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from hearth.redact import Redactor, redact
+
 #: The connection a log line belongs to; set by the WebSocket endpoint for its task tree.
 connection_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hearth_connection_id", default=None
 )
 
-REDACTED = "[redacted]"
-#: Any run of this many characters of a secret counts as leaking it. Frame logs (uvicorn and
-#: websockets at DEBUG) cut long frames, so a log line may hold a piece of the token, never
-#: the whole of it; matching the whole token only would let those pieces through.
-PIECE = 8
-#: How often the list of secrets is re-read (the token file, stored keys).
-SECRETS_REFRESH_S = 1.0
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({})))
 _TRACEBACKS = logging.Formatter()
-
-
-def _pieces(secrets: Iterable[str]) -> list[str]:
-    pieces: set[str] = set()
-    for secret in secrets:
-        if len(secret) <= PIECE:
-            if secret:
-                pieces.add(secret)
-            continue
-        pieces.update(secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1))
-    return sorted(pieces)
-
-
-def redact(text: str, pieces: Iterable[str]) -> str:
-    """`text` with every run covered by a piece of a secret replaced by `[redacted]`."""
-    covered: bytearray | None = None
-    for piece in pieces:
-        start = text.find(piece)
-        while start != -1:
-            if covered is None:
-                covered = bytearray(len(text))
-            covered[start : start + len(piece)] = b"\x01" * len(piece)
-            start = text.find(piece, start + 1)
-    if covered is None:
-        return text
-    out: list[str] = []
-    index = 0
-    while index < len(text):
-        if covered[index]:
-            while index < len(text) and covered[index]:
-                index += 1
-            out.append(REDACTED)
-        else:
-            out.append(text[index])
-            index += 1
-    return "".join(out)
 
 
 class ContextFilter(logging.Filter):
@@ -73,22 +31,13 @@ class ContextFilter(logging.Filter):
     the record, so no handler or format can print a secret.
     """
 
-    def __init__(self, secrets: Callable[[], list[str]]) -> None:
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         super().__init__()
-        self._secrets = secrets
-        self._pieces: list[str] = []
-        self._read_at = -SECRETS_REFRESH_S
-
-    def _current_pieces(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._read_at >= SECRETS_REFRESH_S:
-            self._pieces = _pieces(self._secrets())
-            self._read_at = now
-        return self._pieces
+        self._redactor = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.connection_id = connection_id_var.get() or "-"
-        pieces = self._current_pieces()
+        pieces = self._redactor.pieces()
         record.msg, record.args = redact(record.getMessage(), pieces), None
         if record.exc_info and not record.exc_text:
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)

@@ -16,6 +16,7 @@ from hearth.heartbeat.service import HeartbeatService
 from hearth.live_config import ReloadOutcome
 from hearth.mcp import McpManager
 from hearth.metrics import Metrics
+from hearth.redact import Redactor
 from hearth.scheduling.scheduler import Scheduler
 from hearth.scheduling.service import ScheduleService
 from hearth.secrets import KeyLookup
@@ -49,6 +50,8 @@ class GatewayState:
     metrics: Metrics = field(default_factory=Metrics)
     mcp: McpManager | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    #: Removes secrets from error replies (see hearth.redact).
+    redactor: Redactor = field(default_factory=lambda: Redactor(list))
 
     @property
     def uptime_s(self) -> float:

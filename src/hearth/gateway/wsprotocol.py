@@ -33,6 +33,7 @@ from typing import Any
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
+from websockets.protocol import State
 
 log = logging.getLogger("hearth.gateway.ws")
 
@@ -99,6 +100,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.close_sent
             and not self.disconnected
             and self.initial_response is None
+            and self.conn.state is State.OPEN  # not after the peer's close frame was parsed
             and not self.transport.is_closing()
         )
 

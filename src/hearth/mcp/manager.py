@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from hearth.config import McpSettings
+from hearth.errors import DomainError
 from hearth.mcp.server import McpServer
 from hearth.mcp.state import McpState
 from hearth.mcp.tool import McpTool
@@ -21,7 +22,7 @@ from hearth.secrets import SecretStore
 log = logging.getLogger("hearth.mcp")
 
 
-class McpServerNotFoundError(LookupError):
+class McpServerNotFoundError(DomainError, LookupError):
     """No MCP server has that name; `code` matches the protocol's error code."""
 
     code = "MCP_SERVER_NOT_FOUND"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from hearth.config import ProviderSettings
+from hearth.errors import DomainError
 from hearth.models.capabilities import Capabilities
 from hearth.secrets import OLLAMA_URL
 
@@ -83,8 +84,10 @@ def _degrading(name: str, model: Model, capabilities: Capabilities) -> Model:
     return DegradingModel(model, capabilities, name)
 
 
-class ModelNotConfiguredError(Exception):
+class ModelNotConfiguredError(DomainError):
     """No usable model: the message says how to configure one."""
+
+    code = "MODEL_NOT_CONFIGURED"
 
 
 @dataclass(frozen=True)

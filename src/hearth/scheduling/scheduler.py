@@ -42,7 +42,7 @@ from hearth.scheduling.ticks import (
     run_record,
 )
 from hearth.store import Database
-from hearth.store.executions import ExecutionRepository
+from hearth.store.execution_backends import execution_repository
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.store.schedule_ticks import DueSchedule, NewExecution, TickStore
 from hearth.store.tick_stores import tick_store
@@ -142,7 +142,7 @@ class Scheduler:
         config: SchedulerConfig,
         store: TickStore | None = None,
     ) -> None:
-        self.store = store or tick_store(db, ExecutionRepository(db))
+        self.store = store or tick_store(db, execution_repository(db))
         self.bus = bus
         self.targets = dict(targets)
         self._batch_targets: dict[str, BatchScheduleTarget] = {

@@ -16,6 +16,7 @@ from hearth.scheduling.errors import (
     InvalidScheduleError,
     ScheduleConflictError,
     ScheduleNotFoundError,
+    ScheduleTargetError,
 )
 from hearth.scheduling.preview import MAX_COUNT, PreviewTick, preview_ticks
 from hearth.scheduling.targets import ScheduleTarget
@@ -30,6 +31,7 @@ from hearth.scheduling.triggers import (
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.store.schedules import ScheduleRepository
 from hearth.workflows.durations import parse_duration, parse_until
+from hearth.workflows.errors import WorkflowServiceError
 
 MIN_EVERY = timedelta(seconds=1)
 #: How often `update` re-reads and re-applies a change overtaken by another write (a tick
@@ -146,7 +148,10 @@ class ScheduleService:
             raise InvalidScheduleError("target", f"unknown target {record.target!r}")
         if record.target == "workflow" and not record.workflow_id:
             raise InvalidScheduleError("workflowId", "which workflow should run?")
-        target.check(record.workflow_id, record.input)
+        try:
+            target.check(record.workflow_id, record.input)
+        except WorkflowServiceError as exc:
+            raise ScheduleTargetError(exc) from None
         next_run = trigger_of(record).next_after(now) if record.enabled else None
         return replace(record, next_run=next_run)
 

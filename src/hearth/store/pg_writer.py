@@ -85,7 +85,6 @@ class PgWriter:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._closed = False
         self.batches = 0  # commits made; with `writes` this shows how much grouping happened
         self.writes = 0
 
@@ -109,8 +108,9 @@ class PgWriter:
             await self._idle.wait()
 
     async def close(self) -> None:
+        """Commit what is queued, then close the connection (a later write opens a new one,
+        as the engine's pool does after `dispose`)."""
         await self.settle()
-        self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -125,8 +125,6 @@ class PgWriter:
         return asyncio.get_running_loop().create_future()
 
     def _submit(self, pending: _Pending) -> asyncio.Future[Any]:
-        if self._closed:
-            raise RuntimeError("the PostgreSQL writer is closed")
         self._pending.append(pending)
         self._idle.clear()
         if self._task is None:
@@ -146,6 +144,10 @@ class PgWriter:
                 except asyncio.CancelledError:
                     _fail(batch, asyncio.CancelledError())
                     raise
+                # One loop iteration for the writers this batch just released: their next
+                # writes join the next batch instead of leaving it to those that queued while
+                # this one was in flight (otherwise runners settle into two half batches).
+                await asyncio.sleep(0)
         finally:
             self._task = None
             if self._pending:  # cancelled with writes queued behind the batch

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -49,8 +49,14 @@ class ToolSource(Protocol):
 class ToolRegistry:
     """Tools by name. Built in `app.py` and handed to every service that calls tools."""
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(
+        self, tools: Iterable[Tool] = (), redact: Callable[[Any], Any] | None = None
+    ) -> None:
         self._tools: dict[str, Tool] = {}
+        #: Removes secrets from results and errors: a shell command that echoes an env
+        #: variable or an HTTP endpoint that echoes a header must not hand a key to the model,
+        #: a workflow's stored output or an event.
+        self._redact = redact
         self._sources: list[ToolSource] = []
         for tool in tools:
             self.register(tool)
@@ -153,12 +159,20 @@ class ToolRegistry:
         tool = self.get(name)
         args = self.validate(name, raw_args)
         try:
-            return await tool.run(args, ctx)
-        except ToolError:
-            raise
+            result = await tool.run(args, ctx)
+        except ToolError as exc:
+            if self._redact is None:
+                raise
+            message = str(exc)
+            clean = self._redact(message)
+            if clean is message:
+                raise
+            raise ToolError(clean) from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("tool %s raised unexpectedly", name)
             reason = str(exc) or "no details"
-            raise ToolError(f"{name} failed: {type(exc).__name__}: {reason}") from exc
+            message = f"{name} failed: {type(exc).__name__}: {reason}"
+            raise ToolError(message if self._redact is None else self._redact(message)) from exc
+        return result if self._redact is None else self._redact(result)

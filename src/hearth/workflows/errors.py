@@ -1,32 +1,44 @@
-"""Errors the workflow service raises; the gateway maps each to a protocol error code."""
+"""Errors the workflow service raises, each with its protocol error code."""
 
 from __future__ import annotations
 
+from typing import Any
 
-class WorkflowServiceError(Exception):
+from hearth.errors import DomainError
+
+
+class WorkflowServiceError(DomainError):
     """Base class; `str()` is a message for a person."""
 
 
 class WorkflowNotFoundError(WorkflowServiceError):
-    pass
+    code = "WORKFLOW_NOT_FOUND"
 
 
 class WorkflowInvalidError(WorkflowServiceError):
     """The workflow file exists but does not load; the message carries the loader's error."""
 
+    code = "WORKFLOW_INVALID"
+
 
 class InvalidInputError(WorkflowServiceError):
+    code = "INVALID_INPUT"
+
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
 
+    @property
+    def details(self) -> dict[str, Any] | None:
+        return {"field": self.field}
+
 
 class ExecutionNotFoundError(WorkflowServiceError):
-    pass
+    code = "EXECUTION_NOT_FOUND"
 
 
 class NoPendingApprovalError(WorkflowServiceError):
-    pass
+    code = "NO_PENDING_APPROVAL"
 
 
 class StepFailedError(Exception):

@@ -93,6 +93,9 @@ class StepRunner:
         self.node = config.node_id
         #: Resumes a wait in this process when its time comes (`Recovery.wake`).
         self.wake = wake
+        #: Removes secrets from a step's error before it is stored or published (a model
+        #: provider's 401 body may echo the key); the composition root sets it.
+        self.redact: Callable[[str], str] = str
 
     async def _definition(self, record: ExecutionRecord) -> WorkflowDef:
         key = (record.workflow_id, record.content_hash)
@@ -277,9 +280,12 @@ class StepRunner:
                 )
 
         limit = step.timeout_delta.total_seconds() if step.timeout_delta else None
+        # One deadline for rendering and the action together: with a timer each, a step
+        # could take twice its timeout.
+        deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
         try:
             # Rendered off the event loop, within the step's timeout (see Expressions.arender).
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(deadline):
                 args = (
                     await self.expressions.arender(step.args, context())
                     if step.action == "tool"
@@ -352,7 +358,7 @@ class StepRunner:
             if timeout is None:
                 output = await self.actions.act(record, step, seq, args, prompt)
             else:
-                async with asyncio.timeout(timeout.total_seconds()) as scope:
+                async with asyncio.timeout_at(deadline) as scope:
                     output = await self.actions.act(record, step, seq, args, prompt)
         except TimeoutError:
             if scope is not None and scope.expired():
@@ -403,6 +409,7 @@ class StepRunner:
         retryable: bool,
     ) -> bool:
         now = now_utc()
+        error = self.redact(error)
         run = StepRunRecord(
             record.id, seq, step.id, record.attempt, FAILURE, None, error, started, now
         )

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import type { AnsweredBy, ApprovalListResult, PendingApproval, ServerMessage } from "../protocol";
 import { Badge, Empty, ErrorLine, Json, Section, ago, useAction, useEvents, useLoad } from "../ui";
 
@@ -11,11 +11,17 @@ function who(by?: AnsweredBy | null): string {
 export function Approvals() {
   const list = useLoad((c) => c.request<ApprovalListResult>({ type: "approval.list" }));
   const [gone, setGone] = useState<{ title: string; text: string }[]>([]);
+  // Answers sent from this page: their `approval.resolved` may arrive before the reply and
+  // must not read as "answered elsewhere".
+  const ours = useRef(new Set<string>());
+  const drop = (id: string) => list.setData((d) => d && { ...d, approvals: d.approvals.filter((a) => a.approvalId !== id) });
   useEvents((m: ServerMessage) => {
     if (m.type === "approval.resolved") {
       const item = list.data?.approvals.find((a) => a.approvalId === m.approvalId);
-      if (item) {
-        list.setData({ ...list.data!, approvals: list.data!.approvals.filter((a) => a.approvalId !== m.approvalId) });
+      if (item && ours.current.has(m.approvalId)) {
+        drop(m.approvalId);
+      } else if (item) {
+        drop(m.approvalId);
         setGone((g) => [{ title: item.title, text: `${m.status} by ${who(m.answeredBy)}${m.comment ? `: ${m.comment}` : ""}` }, ...g].slice(0, 5));
       }
     } else if (m.type === "workflow.approval.request" || m.type === "tool.approval.request") {
@@ -35,7 +41,7 @@ export function Approvals() {
         {list.data && items.length === 0 && <Empty>Nothing is waiting for you.</Empty>}
         <ul class="cards" data-testid="approvals">
           {items.map((a) => (
-            <ApprovalItem key={a.approvalId} item={a} onDone={() => list.setData({ ...list.data!, approvals: items.filter((x) => x.approvalId !== a.approvalId) })} />
+            <ApprovalItem key={a.approvalId} item={a} onAnswer={() => ours.current.add(a.approvalId)} onDone={() => drop(a.approvalId)} />
           ))}
         </ul>
       </Section>
@@ -43,11 +49,12 @@ export function Approvals() {
   );
 }
 
-function ApprovalItem({ item, onDone }: { item: PendingApproval; onDone: () => void }) {
+function ApprovalItem({ item, onAnswer, onDone }: { item: PendingApproval; onAnswer: () => void; onDone: () => void }) {
   const [comment, setComment] = useState("");
   const action = useAction();
   const id = `c-${item.approvalId}`;
   const answer = async (approved: boolean) => {
+    onAnswer();
     const reply =
       item.kind === "tool"
         ? await action.run({ type: "tool.approval.response", toolCallId: item.toolCallId!, approved, sessionId: item.sessionId })

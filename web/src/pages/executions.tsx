@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import type { ExecutionDetail, ServerMessage, WorkflowExecutionListResult, WorkflowExecutionResult, WorkflowListResult } from "../protocol";
+import type { ApprovalListResult, ExecutionDetail, ServerMessage, WorkflowExecutionListResult, WorkflowExecutionResult, WorkflowListResult } from "../protocol";
 import { Badge, Empty, ErrorLine, Json, Section, ago, when, useAction, useEvents, useLoad } from "../ui";
 
 const STATUSES = ["running", "paused", "completed", "failed", "cancelled"] as const;
@@ -80,8 +80,11 @@ function ExecutionList() {
 function ExecutionView({ id }: { id: string }) {
   const detail = useLoad((c) => c.request<WorkflowExecutionResult>({ type: "workflow.execution.get", executionId: id }), [id]);
   const cancel = useAction();
+  // Who answered this execution's gates: from the answered approvals (newest 200).
+  const answers = useLoad((c) => c.request<ApprovalListResult>({ type: "approval.list", history: true, limit: 200 }), [id]);
   useEvents((m: ServerMessage) => {
     if (m.type === "workflow.status" && m.executionId === id) detail.reload();
+    if (m.type === "approval.resolved" && m.executionId === id) answers.reload();
   });
   const e: ExecutionDetail | undefined = detail.data?.execution;
   const live = e && (e.status === "running" || e.status === "paused");
@@ -114,10 +117,26 @@ function ExecutionView({ id }: { id: string }) {
               <li key={s.seq} class={`step step-${s.status}`}>
                 <div class="row"><strong>{s.stepId}</strong> <Badge value={s.status} />{s.attempt > 1 && <span class="muted"> attempt {s.attempt}</span>}</div>
                 <p class="muted">{when(s.startedAt)} → {when(s.finishedAt)}{s.finishedAt && ` (${((new Date(s.finishedAt).getTime() - new Date(s.startedAt).getTime()) / 1000).toFixed(2)} s)`}</p>
+                {(answers.data?.approvals ?? [])
+                  .filter((a) => a.executionId === e.id && a.stepId === s.stepId)
+                  .map((a) => (
+                    <p key={a.approvalId} class="muted">
+                      <Badge value={a.status ?? "answered"} /> {a.title} — {a.answeredBy?.user ?? a.answeredBy?.client ?? "unattributed"}
+                      {a.answeredBy?.channel ? ` (${a.answeredBy.channel})` : ""}, {when(a.resolvedAt)}{a.comment ? `: ${a.comment}` : ""}
+                    </p>
+                  ))}
                 {s.error && <p class="error">{s.error}</p>}
                 {s.output !== null && s.output !== undefined && <details><summary>Output</summary><Json value={s.output} /></details>}
               </li>
             ))}
+            {(answers.data?.approvals ?? [])
+              .filter((a) => a.executionId === e.id && !(e.steps ?? []).some((s) => s.stepId === a.stepId))
+              .map((a) => (
+                <li key={a.approvalId} class={`step step-${a.status === "approved" ? "success" : "failure"}`}>
+                  <div class="row"><strong>{a.stepId}</strong> <Badge value={a.status ?? "answered"} /></div>
+                  <p class="muted">{a.title} — {a.answeredBy?.user ?? a.answeredBy?.client ?? "unattributed"}, {when(a.resolvedAt)}{a.comment ? `: ${a.comment}` : ""}</p>
+                </li>
+              ))}
             {e.status === "paused" && e.currentStepId && (
               <li class="step step-waiting"><div class="row"><strong>{e.currentStepId}</strong> <Badge value="waiting" /></div><p class="muted">waiting for {e.waitingFor}</p></li>
             )}

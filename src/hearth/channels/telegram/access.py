@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from hearth.errors import DomainError
 from hearth.store.telegram import Pairing, TelegramRepository, TelegramUser
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -23,7 +24,7 @@ MAX_PENDING = 3
 Source = Literal["config", "paired", "allowed"]
 
 
-class TelegramAccessError(Exception):
+class TelegramAccessError(DomainError):
     """A pairing or user change that cannot be done; `code` is the protocol error code."""
 
     def __init__(self, code: str, message: str) -> None:

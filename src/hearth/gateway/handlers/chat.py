@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from hearth.chat.errors import (
-    NoPendingToolApprovalError,
-    SessionBusyError,
-    SessionNotFoundError,
-)
 from hearth.chat.history import render_stored
 from hearth.gateway.dispatch import HandlerContext, handles
-from hearth.models import ModelNotConfiguredError
 from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.chat import (
     ChatCancel,
@@ -40,19 +34,12 @@ def _who(ctx: HandlerContext) -> str:
 
 @handles(ChatSend)
 async def send(message: ChatSend, ctx: HandlerContext) -> ChatStreamStart:
-    try:
-        started = await ctx.state.chat.send(
-            message.content,
-            session_id=message.session_id,
-            model=message.model,
-            agent_id=message.agent_id,
-        )
-    except ModelNotConfiguredError as exc:
-        raise ProtocolError(ErrorCode.MODEL_NOT_CONFIGURED, str(exc)) from None
-    except SessionNotFoundError as exc:
-        raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, str(exc)) from None
-    except SessionBusyError as exc:
-        raise ProtocolError(ErrorCode.SESSION_BUSY, str(exc)) from None
+    started = await ctx.state.chat.send(
+        message.content,
+        session_id=message.session_id,
+        model=message.model,
+        agent_id=message.agent_id,
+    )
     return ChatStreamStart(
         id=message.id,
         request_id=started.request_id,
@@ -69,16 +56,13 @@ async def cancel(message: ChatCancel, ctx: HandlerContext) -> ChatCancelled:
 
 @handles(ToolApprovalResponse)
 async def approval(message: ToolApprovalResponse, ctx: HandlerContext) -> ToolApprovalResolved:
-    try:
-        await ctx.state.chat.respond(
-            message.tool_call_id,
-            message.approved,
-            session_approve=bool(message.session_approve),
-            by=_who(ctx),
-            session_id=message.session_id,
-        )
-    except NoPendingToolApprovalError as exc:
-        raise ProtocolError(ErrorCode.NO_PENDING_APPROVAL, str(exc)) from None
+    await ctx.state.chat.respond(
+        message.tool_call_id,
+        message.approved,
+        session_approve=bool(message.session_approve),
+        by=_who(ctx),
+        session_id=message.session_id,
+    )
     return ToolApprovalResolved(
         id=message.id, tool_call_id=message.tool_call_id, approved=message.approved
     )

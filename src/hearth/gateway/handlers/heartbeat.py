@@ -7,8 +7,6 @@ from zoneinfo import ZoneInfo
 
 from hearth.gateway.dispatch import HandlerContext, handles
 from hearth.heartbeat.runner import Check, RunOutcome
-from hearth.heartbeat.service import InvalidHeartbeatError
-from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.heartbeat import (
     HeartbeatAlertInfo,
     HeartbeatAlertList,
@@ -67,12 +65,7 @@ async def configure(message: HeartbeatConfigure, ctx: HandlerContext) -> Heartbe
     for name in message.model_fields_set - {"type", "id"}:
         value = getattr(message, name)
         fields[name] = value.to_wire() if isinstance(value, ActiveHoursSpec) else value
-    try:
-        record = await ctx.state.heartbeat.configure(fields)
-    except InvalidHeartbeatError as exc:
-        raise ProtocolError(
-            ErrorCode.INVALID_HEARTBEAT, f"invalid {exc.field}: {exc.reason}", {"field": exc.field}
-        ) from None
+    record = await ctx.state.heartbeat.configure(fields)
     tz = ZoneInfo(record.timezone)
     return HeartbeatConfigured(
         id=message.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hearth.gateway.dispatch import HandlerContext, handles
-from hearth.mcp import McpManager, McpServer, McpServerNotFoundError, McpState, McpTool
+from hearth.mcp import McpManager, McpServer, McpState, McpTool
 from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.mcp import (
     McpCall,
@@ -43,10 +43,7 @@ def _manager(ctx: HandlerContext) -> McpManager:
 
 
 def _server(manager: McpManager, name: str) -> McpServer:
-    try:
-        return manager.get(name)
-    except McpServerNotFoundError as exc:
-        raise ProtocolError(ErrorCode.MCP_SERVER_NOT_FOUND, str(exc)) from None
+    return manager.get(name)
 
 
 @handles(McpList)
@@ -113,4 +110,7 @@ async def mcp_call(message: McpCall, ctx: HandlerContext) -> McpCallResult:
         raise ProtocolError(ErrorCode.INVALID_INPUT, str(exc), {"errors": exc.errors}) from None
     except ToolError as exc:
         raise ProtocolError(ErrorCode.TOOL_FAILED, str(exc)) from None
+    # The tool runs here, not through the registry, so its result is scrubbed here: an MCP
+    # server is given keys from the secret store and may echo them.
+    result = ctx.state.redactor.value(result)
     return McpCallResult(id=message.id, tool=tool.name, result=result)

@@ -7,7 +7,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hearth.gateway.dispatch import HandlerContext, handles
-from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.schedules import (
     ActiveHoursSpec,
     LastRun,
@@ -30,18 +29,8 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdated,
 )
 from hearth.scheduling.active_hours import ActiveHours
-from hearth.scheduling.errors import (
-    InvalidScheduleError,
-    ScheduleConflictError,
-    ScheduleNotFoundError,
-)
 from hearth.scheduling.service import trigger_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
-from hearth.workflows.errors import (
-    InvalidInputError,
-    WorkflowInvalidError,
-    WorkflowNotFoundError,
-)
 
 _FIELD_NAMES = {
     "cron_expression": "cronExpression",
@@ -50,36 +39,6 @@ _FIELD_NAMES = {
     "max_runs": "maxRuns",
     "misfire_grace_s": "misfireGraceS",
 }
-
-
-def _protocol_error(exc: Exception) -> ProtocolError:
-    if isinstance(exc, ScheduleNotFoundError):
-        return ProtocolError(ErrorCode.SCHEDULE_NOT_FOUND, str(exc))
-    if isinstance(exc, ScheduleConflictError):
-        return ProtocolError(ErrorCode.SCHEDULE_CONFLICT, str(exc))
-    if isinstance(exc, InvalidScheduleError):
-        return ProtocolError(
-            ErrorCode.INVALID_SCHEDULE, f"invalid {exc.field}: {exc.reason}", {"field": exc.field}
-        )
-    if isinstance(exc, WorkflowNotFoundError):
-        return ProtocolError(ErrorCode.WORKFLOW_NOT_FOUND, str(exc), {"field": "workflowId"})
-    if isinstance(exc, WorkflowInvalidError):
-        return ProtocolError(ErrorCode.INVALID_SCHEDULE, str(exc), {"field": "workflowId"})
-    if isinstance(exc, InvalidInputError):
-        return ProtocolError(
-            ErrorCode.INVALID_SCHEDULE, f"invalid input: {exc}", {"field": f"input.{exc.field}"}
-        )
-    raise exc
-
-
-ERRORS = (
-    ScheduleNotFoundError,
-    ScheduleConflictError,
-    InvalidScheduleError,
-    WorkflowNotFoundError,
-    WorkflowInvalidError,
-    InvalidInputError,
-)
 
 
 def _fields(message: ScheduleCreate | ScheduleUpdate, skip: set[str]) -> dict[str, Any]:
@@ -151,10 +110,7 @@ def run_info(run: ScheduleRunRecord, tz: ZoneInfo) -> ScheduleRunInfo:
 
 @handles(ScheduleCreate)
 async def create(message: ScheduleCreate, ctx: HandlerContext) -> ScheduleCreated:
-    try:
-        record = await ctx.state.schedules.create(_fields(message, set()))
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    record = await ctx.state.schedules.create(_fields(message, set()))
     tz = ZoneInfo(record.timezone)
     return ScheduleCreated(
         id=message.id,
@@ -165,12 +121,9 @@ async def create(message: ScheduleCreate, ctx: HandlerContext) -> ScheduleCreate
 
 @handles(ScheduleUpdate)
 async def update(message: ScheduleUpdate, ctx: HandlerContext) -> ScheduleUpdated:
-    try:
-        record = await ctx.state.schedules.update(
-            message.schedule_id, _fields(message, {"schedule_id"})
-        )
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    record = await ctx.state.schedules.update(
+        message.schedule_id, _fields(message, {"schedule_id"})
+    )
     tz = ZoneInfo(record.timezone)
     return ScheduleUpdated(
         id=message.id,
@@ -181,10 +134,7 @@ async def update(message: ScheduleUpdate, ctx: HandlerContext) -> ScheduleUpdate
 
 @handles(ScheduleDelete)
 async def delete(message: ScheduleDelete, ctx: HandlerContext) -> ScheduleDeleted:
-    try:
-        await ctx.state.schedules.delete(message.schedule_id)
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    await ctx.state.schedules.delete(message.schedule_id)
     return ScheduleDeleted(id=message.id, schedule_id=message.schedule_id)
 
 
@@ -198,11 +148,8 @@ async def list_schedules(message: ScheduleList, ctx: HandlerContext) -> Schedule
 
 @handles(ScheduleRuns)
 async def runs(message: ScheduleRuns, ctx: HandlerContext) -> ScheduleRunsResult:
-    try:
-        record = await ctx.state.schedules.get(message.schedule_id)
-        history = await ctx.state.schedules.runs(message.schedule_id, message.limit)
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    record = await ctx.state.schedules.get(message.schedule_id)
+    history = await ctx.state.schedules.runs(message.schedule_id, message.limit)
     tz = ZoneInfo(record.timezone)
     return ScheduleRunsResult(
         id=message.id, schedule_id=record.id, runs=[run_info(r, tz) for r in history]
@@ -211,10 +158,7 @@ async def runs(message: ScheduleRuns, ctx: HandlerContext) -> ScheduleRunsResult
 
 @handles(ScheduleTrigger)
 async def trigger(message: ScheduleTrigger, ctx: HandlerContext) -> ScheduleTriggered:
-    try:
-        record = await ctx.state.schedules.get(message.schedule_id)
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    record = await ctx.state.schedules.get(message.schedule_id)
     run = await ctx.state.scheduler.trigger_now(record)
     return ScheduleTriggered(
         id=message.id, schedule_id=record.id, run_id=run.id, execution_id=run.execution_id
@@ -223,18 +167,15 @@ async def trigger(message: ScheduleTrigger, ctx: HandlerContext) -> ScheduleTrig
 
 @handles(SchedulePreview)
 async def preview(message: SchedulePreview, ctx: HandlerContext) -> SchedulePreviewResult:
-    try:
-        tz_name, ticks = ctx.state.schedules.preview(
-            cron_expression=message.cron_expression,
-            every=message.every,
-            at=message.at,
-            timezone=message.timezone,
-            active_hours=message.active_hours.to_wire() if message.active_hours else None,
-            start=message.from_,
-            count=message.count,
-        )
-    except ERRORS as exc:
-        raise _protocol_error(exc) from None
+    tz_name, ticks = ctx.state.schedules.preview(
+        cron_expression=message.cron_expression,
+        every=message.every,
+        at=message.at,
+        timezone=message.timezone,
+        active_hours=message.active_hours.to_wire() if message.active_hours else None,
+        start=message.from_,
+        count=message.count,
+    )
     return SchedulePreviewResult(
         id=message.id,
         timezone=tz_name,

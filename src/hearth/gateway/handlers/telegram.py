@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hearth.channels.telegram import TelegramAccessError, TelegramService, UserView
+from hearth.channels.telegram import TelegramService, UserView
 from hearth.gateway.dispatch import HandlerContext, handles
 from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.telegram import (
@@ -38,20 +38,13 @@ def _changed(message_id: str, user: UserView) -> TelegramUserChanged:
     return TelegramUserChanged(id=message_id, user=_info(user), allowed=user.allowed)
 
 
-def _error(exc: TelegramAccessError) -> ProtocolError:
-    return ProtocolError(ErrorCode(exc.code), str(exc))
-
-
 def status_info(service: TelegramService) -> TelegramStatusInfo:
     return TelegramStatusInfo.model_validate(service.status())
 
 
 @handles(TelegramPair)
 async def pair(message: TelegramPair, ctx: HandlerContext) -> TelegramUserChanged:
-    try:
-        return _changed(message.id, await _service(ctx).access.pair(message.code))
-    except TelegramAccessError as exc:
-        raise _error(exc) from None
+    return _changed(message.id, await _service(ctx).access.pair(message.code))
 
 
 @handles(TelegramAllow)
@@ -61,10 +54,7 @@ async def allow(message: TelegramAllow, ctx: HandlerContext) -> TelegramUserChan
 
 @handles(TelegramRevoke)
 async def revoke(message: TelegramRevoke, ctx: HandlerContext) -> TelegramUserChanged:
-    try:
-        return _changed(message.id, await _service(ctx).access.revoke(message.user_id))
-    except TelegramAccessError as exc:
-        raise _error(exc) from None
+    return _changed(message.id, await _service(ctx).access.revoke(message.user_id))
 
 
 @handles(TelegramUsers)

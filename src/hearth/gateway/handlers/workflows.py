@@ -29,10 +29,6 @@ from hearth.protocol.messages.workflows import (
 from hearth.store.records import ExecutionRecord
 from hearth.workflows.errors import (
     ExecutionNotFoundError,
-    InvalidInputError,
-    NoPendingApprovalError,
-    WorkflowInvalidError,
-    WorkflowNotFoundError,
 )
 from hearth.workflows.loader import LoadedWorkflow
 
@@ -77,20 +73,6 @@ def summary(record: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-def _errors(exc: Exception) -> ProtocolError:
-    if isinstance(exc, WorkflowNotFoundError):
-        return ProtocolError(ErrorCode.WORKFLOW_NOT_FOUND, str(exc))
-    if isinstance(exc, WorkflowInvalidError):
-        return ProtocolError(ErrorCode.WORKFLOW_INVALID, str(exc))
-    if isinstance(exc, InvalidInputError):
-        return ProtocolError(ErrorCode.INVALID_INPUT, str(exc), {"field": exc.field})
-    if isinstance(exc, ExecutionNotFoundError):
-        return ProtocolError(ErrorCode.EXECUTION_NOT_FOUND, str(exc))
-    if isinstance(exc, NoPendingApprovalError):
-        return ProtocolError(ErrorCode.NO_PENDING_APPROVAL, str(exc))
-    raise exc
-
-
 async def _execution_id(ctx: HandlerContext, given: str) -> str:
     """The full id for `given`: the id itself, or the one execution whose id starts with it.
 
@@ -112,21 +94,9 @@ async def _execution_id(ctx: HandlerContext, given: str) -> str:
     )
 
 
-SERVICE_ERRORS = (
-    WorkflowNotFoundError,
-    WorkflowInvalidError,
-    InvalidInputError,
-    ExecutionNotFoundError,
-    NoPendingApprovalError,
-)
-
-
 @handles(WorkflowTrigger)
 async def trigger(message: WorkflowTrigger, ctx: HandlerContext) -> WorkflowTriggered:
-    try:
-        record = await ctx.state.workflows.trigger(message.workflow_id, message.input)
-    except SERVICE_ERRORS as exc:
-        raise _errors(exc) from None
+    record = await ctx.state.workflows.trigger(message.workflow_id, message.input)
     return WorkflowTriggered(id=message.id, execution_id=record.id, workflow_id=record.workflow_id)
 
 
@@ -134,17 +104,14 @@ async def trigger(message: WorkflowTrigger, ctx: HandlerContext) -> WorkflowTrig
 async def approval(message: WorkflowApproval, ctx: HandlerContext) -> WorkflowApprovalResolved:
     client = ctx.connection.client
     by = f"{client.name} ({ctx.connection.id})" if client else ctx.connection.id
-    try:
-        execution_id = await _execution_id(ctx, message.execution_id)
-        await ctx.state.workflows.approve(
-            execution_id,
-            message.step_id,
-            message.approved,
-            by=by,
-            comment=message.comment,
-        )
-    except SERVICE_ERRORS as exc:
-        raise _errors(exc) from None
+    execution_id = await _execution_id(ctx, message.execution_id)
+    await ctx.state.workflows.approve(
+        execution_id,
+        message.step_id,
+        message.approved,
+        by=by,
+        comment=message.comment,
+    )
     return WorkflowApprovalResolved(
         id=message.id,
         execution_id=execution_id,
@@ -181,10 +148,7 @@ async def list_executions(
 async def get_execution(
     message: WorkflowExecutionGet, ctx: HandlerContext
 ) -> WorkflowExecutionResult:
-    try:
-        record, runs = await ctx.state.workflows.get(await _execution_id(ctx, message.execution_id))
-    except SERVICE_ERRORS as exc:
-        raise _errors(exc) from None
+    record, runs = await ctx.state.workflows.get(await _execution_id(ctx, message.execution_id))
     detail = ExecutionDetail(
         **summary(record),
         input=record.input,
@@ -208,10 +172,7 @@ async def get_execution(
 
 @handles(WorkflowCancel)
 async def cancel(message: WorkflowCancel, ctx: HandlerContext) -> WorkflowCancelled:
-    try:
-        record = await ctx.state.workflows.cancel(await _execution_id(ctx, message.execution_id))
-    except SERVICE_ERRORS as exc:
-        raise _errors(exc) from None
+    record = await ctx.state.workflows.cancel(await _execution_id(ctx, message.execution_id))
     return WorkflowCancelled(
         id=message.id,
         execution_id=record.id,
