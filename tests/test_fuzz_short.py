@@ -39,6 +39,10 @@ def run_bench(script: str, *args: str, timeout_s: float = 280) -> dict[str, Any]
         process.terminate()
         stdout, stderr = process.communicate(timeout=30)
         raise AssertionError(f"{script} took over {timeout_s:.0f} s:\n{stderr[-3000:]}") from None
+    finally:
+        if process.poll() is None:  # interrupted otherwise (pytest-timeout): stop it too
+            process.terminate()
+            process.wait(30)
     try:
         summary: dict[str, Any] = json.loads(stdout)
     except ValueError:

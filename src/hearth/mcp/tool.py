@@ -50,7 +50,12 @@ class McpTool(Tool):
         return copy.deepcopy(cls.input_schema)
 
     def parse_args(self, raw: dict[str, Any]) -> Any:
-        errors = sorted(self._validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+        try:
+            found = list(self._validator.iter_errors(raw))
+        except jsonschema.SchemaError:
+            # The server's schema is itself broken: let the server judge its arguments.
+            return dict(raw)
+        errors = sorted(found, key=lambda e: [str(p) for p in e.absolute_path])
         if errors:
             raise ToolArgumentsError(
                 self.name,
