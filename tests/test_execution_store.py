@@ -198,12 +198,56 @@ async def test_mark_started_is_durable_and_idempotent(
     db, executions = any_store
     now = datetime.now(UTC)
     await executions.create(_record("e1", now), PIN)
-    await executions.mark_started("e1", 1, "a", 1, now)
-    await executions.mark_started("e1", 1, "a", 1, now + timedelta(seconds=1))
+    assert await executions.mark_started("e1", NODE, 1, "a", 1, now)
+    assert await executions.mark_started("e1", NODE, 1, "a", 1, now + timedelta(seconds=1))
     assert await executions.was_started("e1", 1)
     async with db.connect() as conn:
         starts = (await conn.execute(sa.select(step_starts.c.started_at))).scalars().all()
     assert starts == [now]
+
+
+async def test_a_node_that_lost_the_execution_journals_no_start(
+    any_store: tuple[Database, ExecutionRepository],
+) -> None:
+    """The start is fenced like every runner write: the old owner gets False (and so does not
+    run the action), and the new owner sees no start, so it runs the step once."""
+    db, executions = any_store
+    now = datetime.now(UTC)
+    await executions.create(_record("e1", now), PIN)
+    await _take_over(db, "e1", "node-b")
+    assert not await executions.mark_started("e1", NODE, 1, "a", 1, now)
+    assert not await executions.was_started("e1", 1)
+    assert await executions.mark_started("e1", "node-b", 1, "a", 1, now)
+    assert await executions.was_started("e1", 1)
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["asyncpg", "sqlalchemy"])
+async def test_a_start_racing_a_takeover_waits_for_it_and_is_refused(
+    postgres_url: str, plain: bool
+) -> None:
+    """On PostgreSQL the start locks the execution row (FOR SHARE): a start issued while
+    another node's takeover is uncommitted waits for it and then sees the new owner. Reading
+    the last committed row instead would journal the start for the old owner, after the new
+    one had found none, and both would run the action."""
+    db = Database.from_url(postgres_url)
+    await db.upgrade()
+    try:
+        executions = ExecutionRepository(db) if plain else execution_repository(db)
+        now = datetime.now(UTC)
+        await executions.create(_record("e1", now), PIN)
+        async with db.begin() as conn:
+            await conn.execute(
+                workflow_executions.update()
+                .where(workflow_executions.c.id == "e1")
+                .values(owner_node="node-b")
+            )
+            start = asyncio.create_task(executions.mark_started("e1", NODE, 1, "a", 1, now))
+            await asyncio.sleep(0.5)  # let the start reach the server while this is open
+        async with asyncio.timeout(10):
+            assert await start is False
+        assert not await executions.was_started("e1", 1)
+    finally:
+        await db.dispose()
 
 
 async def test_postgres_writer_reconnects_after_its_connection_is_killed(

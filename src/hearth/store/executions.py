@@ -265,19 +265,34 @@ class ExecutionRepository:
         return await self.transition(execution_id, node, position, run)
 
     async def mark_started(
-        self, execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
-    ) -> None:
-        """Journal that step run `seq` starts, durably, before its tool runs."""
-        values = {
-            "execution_id": execution_id,
-            "seq": seq,
-            "step_id": step_id,
-            "attempt": attempt,
-            "started_at": at,
-        }
-        insert = pg_insert if self.db.backend == "postgresql" else sqlite_insert
+        self, execution_id: str, node: str, seq: int, step_id: str, attempt: int, at: datetime
+    ) -> bool:
+        """Journal that step run `seq` starts, durably, before its tool runs; False (and
+        nothing written) when `node` no longer owns the running execution.
+
+        Fenced, and on PostgreSQL holding a share lock on the execution row until it commits:
+        a node whose lease lapsed cannot journal a start (so it does not run the action), and
+        a node taking the execution over waits for a start being journalled, then sees it and
+        asks instead of running the action a second time.
+        """
         async with self.db.begin() as conn:
+            query = sa.select(ex.id).where(
+                ex.id == execution_id, ex.owner_node == node, ex.status == RUNNING
+            )
+            if self.db.backend == "postgresql":
+                query = query.with_for_update(read=True)
+            if (await conn.execute(query)).first() is None:
+                return False
+            values = {
+                "execution_id": execution_id,
+                "seq": seq,
+                "step_id": step_id,
+                "attempt": attempt,
+                "started_at": at,
+            }
+            insert = pg_insert if self.db.backend == "postgresql" else sqlite_insert
             await conn.execute(insert(step_starts).values(**values).on_conflict_do_nothing())
+            return True
 
     async def was_started(self, execution_id: str, seq: int) -> bool:
         """Whether step run `seq` journalled its start (with no result yet: it is the current

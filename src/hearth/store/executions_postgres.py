@@ -153,16 +153,26 @@ def _create_statement(with_pin: bool) -> tuple[Grouped, _Columns]:
 
 
 def _mark_started_statement() -> tuple[Grouped, _Columns]:
+    """Journal a step's start only while the node owns the running execution.
+
+    `FOR SHARE` holds the execution row until the batch commits: a node claiming the execution
+    meanwhile (its UPDATE waits for the lock) then finds the start and asks instead of
+    running the action again, and a node that already lost it journals nothing and stops.
+    """
     columns = _Columns()
     for name in _START_COLUMNS:
         columns.add(name, step_starts.c[name])
+    columns.add("w_node", workflow_executions.c.owner_node)
     insert = ", ".join(f'"{name}"' for name in _START_COLUMNS)
     select = ", ".join(columns.cast(name) for name in _START_COLUMNS)
     sql = (
-        f"WITH {columns.source()} INSERT INTO step_starts ({insert}) SELECT {select} FROM v "  # noqa: S608
-        "ON CONFLICT DO NOTHING"
+        f"WITH {columns.source()}, owned AS ("  # noqa: S608
+        "SELECT v.i FROM v JOIN workflow_executions AS e ON e.id = v.execution_id "
+        "WHERE e.owner_node = v.w_node AND e.status = 'running' FOR SHARE OF e), "
+        f"journal AS (INSERT INTO step_starts ({insert}) SELECT {select} FROM v "
+        "JOIN owned USING (i) ON CONFLICT DO NOTHING) SELECT i FROM owned"
     )
-    return Grouped(sql, len(columns.names), fenced=False), columns
+    return Grouped(sql, len(columns.names), fenced=True), columns
 
 
 class PostgresExecutions(ExecutionRepository):
@@ -217,12 +227,13 @@ class PostgresExecutions(ExecutionRepository):
         return applied
 
     async def mark_started(
-        self, execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
-    ) -> None:
+        self, execution_id: str, node: str, seq: int, step_id: str, attempt: int, at: datetime
+    ) -> bool:
         statement, columns = self._mark_started
-        await self._writer.grouped(
-            statement, columns.row([execution_id, seq, step_id, attempt, at])
+        owned: bool = await self._writer.grouped(
+            statement, columns.row([execution_id, seq, step_id, attempt, at, node])
         )
+        return owned
 
     async def settle(self) -> None:
         await self._writer.settle()

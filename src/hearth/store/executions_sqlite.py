@@ -23,8 +23,30 @@ from hearth.store.tables import step_runs, step_starts, workflow_executions, wor
 _INSERT_STEP = Prepared(step_runs.insert())
 _INSERT_EXECUTION = Prepared(workflow_executions.insert())
 _PIN = Prepared(workflows.insert().prefix_with("OR IGNORE"))
+_OWNED = Prepared(
+    sa.select(ex.id).where(
+        ex.id == sa.bindparam("w_id"),
+        ex.owner_node == sa.bindparam("w_node"),
+        ex.status == RUNNING,
+    )
+)
 #: A start is journalled once per step run; a re-run of an interrupted one keeps the first.
-_MARK_STARTED = Prepared(step_starts.insert().prefix_with("OR IGNORE"))
+#: Fenced like every runner write: a node that lost the execution journals nothing (and so
+#: does not run the step's action).
+_MARK_STARTED = Prepared(
+    step_starts.insert()
+    .prefix_with("OR IGNORE")
+    .from_select(
+        [c.name for c in step_starts.c],
+        sa.select(*[sa.bindparam(c.name, type_=c.type) for c in step_starts.c]).where(
+            sa.exists().where(
+                ex.id == sa.bindparam("w_id"),
+                ex.owner_node == sa.bindparam("w_node"),
+                ex.status == RUNNING,
+            )
+        ),
+    )
+)
 _STEP_COLUMNS = list(step_runs.c)
 #: Append a journal row only while the execution is running under the writing node.
 _ADVANCE = Prepared(
@@ -100,16 +122,25 @@ class SqliteExecutions(ExecutionRepository):
         return await self._writer.run(lambda conn: _ADVANCE.execute(conn, params).rowcount == 1)
 
     async def mark_started(
-        self, execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
-    ) -> None:
+        self, execution_id: str, node: str, seq: int, step_id: str, attempt: int, at: datetime
+    ) -> bool:
         values = {
             "execution_id": execution_id,
             "seq": seq,
             "step_id": step_id,
             "attempt": attempt,
             "started_at": at,
+            "w_id": execution_id,
+            "w_node": node,
         }
-        await self._writer.run(lambda conn: _MARK_STARTED.execute(conn, values))
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if _MARK_STARTED.execute(conn, values).rowcount == 1:
+                return True
+            # Nothing inserted: not ours any more, or journalled already (idempotent).
+            return _OWNED.execute(conn, values).fetchone() is not None
+
+        return await self._writer.run(write)
 
     async def settle(self) -> None:
         await self._writer.run(_nothing)

@@ -347,8 +347,12 @@ class StepRunner:
                 log.info("re-running interrupted step %s of %s", step.id, record.id)
             else:
                 # Journalled before the tool runs: after a crash, this is what tells "it may
-                # have run" from "it never started".
-                await self.executions.mark_started(record.id, seq, step.id, record.attempt, started)
+                # have run" from "it never started". Fenced: a node whose lease lapsed (the
+                # execution was taken over) journals nothing and must not run the action.
+                if not await self.executions.mark_started(
+                    record.id, self.node, seq, step.id, record.attempt, started
+                ):
+                    raise LostOwnership
         timeout = step.timeout_delta
         error: str | None = None
         retryable = True
