@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import socket
 import sys
@@ -79,9 +80,11 @@ def build() -> MCPServer:
 
     @server.tool()
     def whoami() -> str:
-        """The environment variable NOTES_TOKEN (to check secrets reach the server)."""
-        print(f"token is {os.environ.get('NOTES_TOKEN', '')}", file=sys.stderr, flush=True)
-        return os.environ.get("NOTES_TOKEN", "(unset)")
+        """A digest of NOTES_TOKEN (to check secrets reach the server; the gateway scrubs
+        stored secrets from results, so the token itself would come back redacted)."""
+        token = os.environ.get("NOTES_TOKEN", "")
+        print(f"token is {token}", file=sys.stderr, flush=True)
+        return hashlib.sha256(token.encode()).hexdigest()[:16] if token else "(unset)"
 
     return server
 
