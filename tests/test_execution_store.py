@@ -272,7 +272,12 @@ async def test_postgres_writer_reconnects_after_its_connection_is_killed(
         # once), or only when the write fails (and reconnect for the next one).
         try:
             applied = await executions.advance("e1", NODE, _step("e1", 1, now))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,
+        ):
             applied = await executions.advance("e1", NODE, _step("e1", 1, now))
         assert applied
         assert await _journal(db, "e1") == [1]

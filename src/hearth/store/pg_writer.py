@@ -171,7 +171,7 @@ class PgWriter:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._drop_if_broken()
+            self._drop_if_broken(exc)
             if len(batch) == 1:
                 _fail(batch, exc)
                 return
@@ -226,10 +226,22 @@ class PgWriter:
                 for position, index in enumerate(indexes):
                     outcomes[index] = position in applied
 
-    def _drop_if_broken(self) -> None:
+    def _drop_if_broken(self, exc: Exception) -> None:
+        """Forget the connection unless the server itself refused the statement.
+
+        A server error (a constraint, a serialization failure) leaves the connection usable. Any
+        other failure may leave it half-way through the protocol: a connection terminated
+        while a statement was being prepared is not yet `is_closed()`, and reusing it fails
+        every later batch with "another operation is in progress".
+        """
         conn = self._conn
-        if conn is not None and conn.is_closed():
+        if conn is None:
+            return
+        import asyncpg
+
+        if conn.is_closed() or not isinstance(exc, asyncpg.PostgresError):
             self._conn = None
+            conn.terminate()
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:
