@@ -13,7 +13,6 @@ import copy
 import re
 from typing import Any, ClassVar, Protocol
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict
 
 from hearth.tools.base import Risk, Tool, ToolArgumentsError, ToolContext
@@ -42,6 +41,9 @@ class McpTool(Tool):
     args_model: ClassVar[type[BaseModel]] = AnyArgs
 
     def __init__(self, server: Caller) -> None:
+        # Imported here: a gateway with no MCP server should not load jsonschema (~3 MB).
+        import jsonschema
+
         self._server = server
         self._validator = jsonschema.Draft202012Validator(self.input_schema)
 
@@ -50,6 +52,8 @@ class McpTool(Tool):
         return copy.deepcopy(cls.input_schema)
 
     def parse_args(self, raw: dict[str, Any]) -> Any:
+        import jsonschema
+
         try:
             found = list(self._validator.iter_errors(raw))
         except jsonschema.SchemaError:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -290,8 +289,15 @@ class ExecutionRepository:
                 "attempt": attempt,
                 "started_at": at,
             }
-            insert = pg_insert if self.db.backend == "postgresql" else sqlite_insert
-            await conn.execute(insert(step_starts).values(**values).on_conflict_do_nothing())
+            if self.db.backend == "postgresql":
+                # The PostgreSQL dialect (~2 MB) is imported only by gateways that use it.
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                await conn.execute(pg_insert(step_starts).values(**values).on_conflict_do_nothing())
+            else:
+                await conn.execute(
+                    sqlite_insert(step_starts).values(**values).on_conflict_do_nothing()
+                )
             return True
 
     async def was_started(self, execution_id: str, seq: int) -> bool:
