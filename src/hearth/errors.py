@@ -28,3 +28,23 @@ class DomainError(Exception):
     @property
     def details(self) -> dict[str, Any] | None:
         return None
+
+
+class FieldError(DomainError):
+    """A request field at fault: on the wire "invalid FIELD: REASON", details {"field": FIELD}.
+
+    `text` is the exception's own `str()` where it differs from `reason` (for logs and the
+    CLI, which name the field their own way)."""
+
+    def __init__(self, field: str, reason: str, text: str | None = None) -> None:
+        super().__init__(reason if text is None else text)
+        self.field = field
+        self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return f"invalid {self.field}: {self.reason}"
+
+    @property
+    def details(self) -> dict[str, Any] | None:
+        return {"field": self.field}

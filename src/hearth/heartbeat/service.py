@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hearth.errors import DomainError
+from hearth.errors import FieldError
 from hearth.heartbeat.checklist import Checklist, ChecklistError, parse_interval, read_checklist
 from hearth.heartbeat.runner import INTERRUPTED, HeartbeatConfig, HeartbeatRunner, RunOutcome
 from hearth.heartbeat.target import (
@@ -46,23 +46,10 @@ RECOVER_EVERY_S = 60.0
 SCHEDULE_STATUS = {"ok": "ok", "skipped": "skipped", "error": "failed"}
 
 
-class InvalidHeartbeatError(DomainError):
+class InvalidHeartbeatError(FieldError):
     """A configure request that cannot be honoured; `field` is the wire name at fault."""
 
     code = "INVALID_HEARTBEAT"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.reason = message
-
-    @property
-    def message(self) -> str:
-        return f"invalid {self.field}: {self.reason}"
-
-    @property
-    def details(self) -> dict[str, Any] | None:
-        return {"field": self.field}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth.errors import DomainError
+from hearth.errors import DomainError, FieldError
 from hearth.workflows.errors import (
     InvalidInputError,
     WorkflowInvalidError,
@@ -18,21 +18,11 @@ class ScheduleError(DomainError):
     pass
 
 
-class InvalidScheduleError(ScheduleError):
+class InvalidScheduleError(FieldError, ScheduleError):
     code = "INVALID_SCHEDULE"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.reason = message
-
-    @property
-    def message(self) -> str:
-        return f"invalid {self.field}: {self.reason}"
-
-    @property
-    def details(self) -> dict[str, Any] | None:
-        return {"field": self.field}
+        super().__init__(field, message, f"{field}: {message}")
 
 
 class ScheduleNotFoundError(ScheduleError):

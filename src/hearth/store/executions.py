@@ -311,6 +311,21 @@ class ExecutionRepository:
             )
             return found.first() is not None
 
+    async def prune_starts(self) -> int:
+        """Forget the start marks of finished executions; returns how many went.
+
+        A mark tells "the step may have run" from "it never started" when a running execution
+        is resumed; a finished one is never resumed, so its marks are only dead rows.
+        """
+        finished = sa.select(workflow_executions.c.id).where(
+            workflow_executions.c.status.in_(("completed", "failed", "cancelled"))
+        )
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                step_starts.delete().where(step_starts.c.execution_id.in_(finished))
+            )
+        return int(result.rowcount or 0)
+
     async def forget_starts(self, conn: AsyncConnection, execution_id: str) -> None:
         """A person decided to run the interrupted step again: it starts afresh."""
         await conn.execute(step_starts.delete().where(step_starts.c.execution_id == execution_id))

@@ -92,6 +92,8 @@ class Recovery:
         )
         for execution_id in due:
             await self.resume_timer(execution_id)
+        # Retention: start marks of executions that finished since the last pass.
+        await self.executions.prune_starts()
 
     def wake(self, execution_id: str) -> None:
         """Timer fired in this process: resume now instead of at the next recovery pass."""
