@@ -103,4 +103,7 @@ async def test_gateway_threads_share_two_arenas(data_dir: Path) -> None:
             await client.close()
     finally:
         gateway.stop()
-    assert heaps <= 1  # the one arena all threads share (the main one is [heap])
+    # The one arena all threads share (the main one is [heap]); the count is of 64 MiB-aligned
+    # anonymous mappings, and one of another kind can land on that alignment, so 2 is allowed.
+    # Without the cap (MALLOC_ARENA_MAX=16) the same load gives 15 here.
+    assert heaps <= 2
