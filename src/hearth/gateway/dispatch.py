@@ -86,8 +86,14 @@ class Router:
         try:
             reply = self._inline[message.type](message, ctx)
         except Exception as exc:
-            return _failed(message, exc, ctx)
-        return _answering(message, reply)
+            known = error_reply(message.id, exc, ctx.state.redactor)
+            if known is not None:
+                return known
+            log.exception("handler for %s failed (request id %s)", message.type, message.id)
+            return _internal(message)
+        if reply.id != message.id:
+            reply = reply.model_copy(update={"id": message.id})
+        return reply
 
     async def dispatch(self, message: ClientMessage, ctx: HandlerContext) -> ServerMessage:
         handler = self._handlers.get(message.type)
@@ -103,24 +109,14 @@ class Router:
         try:
             reply = await handler(message, ctx)
         except Exception as exc:
-            return _failed(message, exc, ctx)
-        return _answering(message, reply)
-
-
-def _failed(message: ClientMessage, exc: Exception, ctx: HandlerContext) -> ServerMessage:
-    """The one reply to a request whose handler raised: its domain error, or INTERNAL_ERROR."""
-    known = error_reply(message.id, exc, ctx.state.redactor)
-    if known is not None:
-        return known
-    log.exception("handler for %s failed (request id %s)", message.type, message.id)
-    return _internal(message)
-
-
-def _answering(message: ClientMessage, reply: ServerMessage) -> ServerMessage:
-    """The reply carrying the request's id (handlers may build it without one)."""
-    if reply.id != message.id:  # type: ignore[attr-defined]
-        reply = reply.model_copy(update={"id": message.id})
-    return reply
+            known = error_reply(message.id, exc, ctx.state.redactor)
+            if known is not None:
+                return known
+            log.exception("handler for %s failed (request id %s)", message.type, message.id)
+            return _internal(message)
+        if reply.id != message.id:
+            reply = reply.model_copy(update={"id": message.id})
+        return reply
 
 
 def _internal(message: ClientMessage) -> Error:
