@@ -12,7 +12,7 @@ SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 # The suite waits on real processes and clocks more than it computes: two workers halve it.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format bench soak clean venv web
+.PHONY: run test lint format bench soak clean venv web protocol-index
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# Which family module holds each server message type (clients import only what they receive);
+# tests/test_protocol_index.py fails when a message was added without running this.
+protocol-index: $(STAMP)
+	$(BIN)/python -m hearth.protocol.indexgen
 
 # The dashboard: TypeScript types from the protocol's schema, then the bundle into
 # src/hearth/web/static (both committed, so running Hearth needs no Node). Needs node and npm.

@@ -21,9 +21,32 @@ from hearth.protocol import messages
 from hearth.protocol.base import PROTOCOL_VERSION, ClientMessage, ServerMessage
 
 
-def _family_modules() -> list[ModuleType]:
+def family_modules() -> list[ModuleType]:
+    """Every family module under `hearth.protocol.messages`, imported, in name order."""
     names = sorted(m.name for m in pkgutil.iter_modules(messages.__path__))
     return [importlib.import_module(f"{messages.__name__}.{name}") for name in names]
+
+
+@cache
+def _family_server_models(family: str) -> dict[str, type[ServerMessage]]:
+    module = importlib.import_module(f"{messages.__name__}.{family}")
+    return _index(module.SERVER_MESSAGES, "server")
+
+
+def server_model(kind: str) -> type[ServerMessage] | None:
+    """The server message class for `kind`, importing only the family that defines it.
+
+    `family_index` says which family that is; a type it does not know (a stale index during
+    development) falls back to discovering every family.
+    """
+    from hearth.protocol.family_index import SERVER_FAMILIES
+
+    family = SERVER_FAMILIES.get(kind)
+    if family is not None:
+        model = _family_server_models(family).get(kind)
+        if model is not None:
+            return model
+    return server_models().get(kind)
 
 
 def _type_literal(model: type[Any]) -> str:
@@ -46,13 +69,13 @@ def _index(models: Iterable[type[Any]], kind: str) -> dict[str, type[Any]]:
 @cache
 def client_models() -> dict[str, type[ClientMessage]]:
     """Every client message class by its `type`."""
-    return _index((m for mod in _family_modules() for m in mod.CLIENT_MESSAGES), "client")
+    return _index((m for mod in family_modules() for m in mod.CLIENT_MESSAGES), "client")
 
 
 @cache
 def server_models() -> dict[str, type[ServerMessage]]:
     """Every server message class by its `type`."""
-    return _index((m for mod in _family_modules() for m in mod.SERVER_MESSAGES), "server")
+    return _index((m for mod in family_modules() for m in mod.SERVER_MESSAGES), "server")
 
 
 def _union_adapter(models: Iterable[type[Any]]) -> TypeAdapter[Any]:
@@ -82,8 +105,9 @@ def parse_client(raw: str | bytes) -> ClientMessage:
 def parse_server(raw: str | bytes) -> ServerMessage:
     """Validate one server frame with the one model its `type` names.
 
-    Clients go straight to the model rather than through the union so that only the messages a
-    command really receives get their validators built (see `WireModel`'s `defer_build`).
+    Clients go straight to the model rather than through the union so that only the families a
+    command really receives are imported and only their validators built (see `WireModel`'s
+    `defer_build` and `family_index`).
     Frames that are not an object with a known `type` go through the union, whose error names
     the problem.
     """
@@ -92,7 +116,7 @@ def parse_server(raw: str | bytes) -> ServerMessage:
     except ValueError:
         data = None
     kind = data.get("type") if isinstance(data, dict) else None
-    model = server_models().get(kind) if isinstance(kind, str) else None
+    model = server_model(kind) if isinstance(kind, str) else None
     if model is None:
         message: ServerMessage = server_adapter().validate_json(raw)
         return message
