@@ -37,6 +37,7 @@ async def test_answers_record_client_channel_address_and_time(
         await wait_status(client, by_ws, {"paused"})
         by_cli = await trigger(client, "gated")
         await wait_status(client, by_cli, {"paused"})
+        pending = await client.request(ApprovalList(id="p"), ApprovalListResult)
         await client.request(
             WorkflowApproval(id="a", execution_id=by_ws, step_id="ask", approved=True),
             WorkflowApprovalResolved,
@@ -47,6 +48,12 @@ async def test_answers_record_client_channel_address_and_time(
         assert done.returncode == 0, done.stderr
         history = await client.request(ApprovalList(id="h", history=True), ApprovalListResult)
         shown = await asyncio.to_thread(run_cli, ["approvals", "--history"], data_dir, "200")
+    # Both lists name each approval's workflow (looked up for all of them in one query).
+    assert {(a.execution_id, a.workflow_id) for a in pending.approvals} == {
+        (by_ws, "gated"),
+        (by_cli, "gated"),
+    }
+    assert {a.workflow_id for a in history.approvals} == {"gated"}
     by_execution = {a.execution_id: a for a in history.approvals}
     ws_answer, cli_answer = by_execution[by_ws], by_execution[by_cli]
     assert ws_answer.status == "approved"

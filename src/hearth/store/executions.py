@@ -8,7 +8,7 @@ presumed dead) finds its write refused and stops, instead of racing the node tha
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -151,6 +151,15 @@ class ExecutionRepository:
             return await self._get_in(conn, query)
         async with self.db.connect() as own:
             return await self._get_in(own, query)
+
+    async def workflow_ids(self, execution_ids: Iterable[str]) -> dict[str, str]:
+        """Each execution's workflow id, in one query (lists of approvals show them all)."""
+        wanted = sorted(set(execution_ids))
+        if not wanted:
+            return {}
+        async with self.db.connect() as conn:
+            rows = await conn.execute(sa.select(ex.id, ex.workflow_id).where(ex.id.in_(wanted)))
+            return {row[0]: row[1] for row in rows}
 
     async def ids_starting_with(self, prefix: str, limit: int = 5) -> list[str]:
         """Execution ids that begin with `prefix` (at most `limit`), so a person can type the

@@ -43,12 +43,12 @@ async def list_pending(message: ApprovalList, ctx: HandlerContext) -> ApprovalLi
             pending = await ApprovalRepository().answered(conn, message.limit or 100)
     else:
         pending = await engine.pending_approvals()
+    workflows = await engine.executions.workflow_ids(
+        record.execution_id for record in pending if record.execution_id
+    )
     items: list[PendingApproval] = []
     for record in pending:
-        workflow_id = None
-        if record.execution_id:
-            execution = await engine.executions.get(record.execution_id)
-            workflow_id = execution.workflow_id if execution else None
+        workflow_id = workflows.get(record.execution_id) if record.execution_id else None
         items.append(
             PendingApproval(
                 approval_id=record.id,
