@@ -76,6 +76,9 @@ class PostgresEventBus:
             raise RuntimeError("PostgreSQL support needs: pip install 'hearthgate[postgres]'")
         self._dsn = asyncpg_dsn(database_url)
         self.node_id = node_id
+        #: How this node's own payloads begin (see `encode_for_notify`): they come back over
+        #: LISTEN too, and are dropped without being parsed.
+        self._own_prefix = json.dumps({"node": node_id}, separators=(",", ":"))[:-1] + ","
         self._local = LocalEventBus()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
         self._listener: asyncpg.Connection | None = None
@@ -136,6 +139,8 @@ class PostgresEventBus:
                 log.warning("could not forward %d events to other nodes: %s", len(payloads), exc)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(self._own_prefix):
+            return
         try:
             message = json.loads(payload)
             if message["node"] == self.node_id:

@@ -14,6 +14,7 @@ matching whole secrets only would let pieces through.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -116,6 +117,9 @@ class Redactor:
         self._refresh_s = refresh_s
         self._pieces: list[str] = []
         self._shortest = 0
+        #: Whether every piece appears unchanged in JSON text (no quote, backslash or control
+        #: character, which JSON escapes), so one search of a value's JSON can clear it.
+        self._json_safe = True
         self._read_at: float | None = None
 
     def pieces(self) -> list[str]:
@@ -123,6 +127,9 @@ class Redactor:
         if self._read_at is None or now - self._read_at >= self._refresh_s:
             self._pieces = pieces_of(self._secrets())
             self._shortest = min((len(p) for p in self._pieces), default=0)
+            self._json_safe = not any(
+                c in '"\\' or ord(c) < 0x20 for piece in self._pieces for c in piece
+            )
             self._read_at = now
         return self._pieces
 
@@ -138,9 +145,24 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """`value` with every string in it (keys too) redacted; a value holding no secret is
-        returned as the same object, so the common case allocates nothing."""
+        returned as the same object, so the common case allocates nothing.
+
+        Every event passes here, and almost none holds a secret: so the value is first encoded
+        as JSON (in C) and searched once, and only a value whose text holds a piece is walked
+        string by string. Walking every event cost a PostgreSQL step a fifth of its CPU.
+        """
         pieces = self.pieces()
-        return self._walk(value, pieces) if pieces else value
+        if not pieces:
+            return value
+        if self._json_safe and isinstance(value, dict | list):
+            try:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):  # a cycle or an unencodable key: walk it
+                pass
+            else:
+                if not self._hit(text):
+                    return value
+        return self._walk(value, pieces)
 
     def _walk(self, value: Any, pieces: list[str]) -> Any:
         if isinstance(value, str):
