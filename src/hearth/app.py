@@ -157,7 +157,11 @@ class Hearth:
             # Imported here: asyncpg and its dialect cost ~5 MB a SQLite gateway never uses.
             from hearth.events_pg import PostgresEventBus
 
-            inner_bus = PostgresEventBus(settings.resolved_database_url(), node_id)
+            inner_bus = PostgresEventBus(
+                settings.resolved_database_url(),
+                node_id,
+                peer_beat_s=settings.database.peer_beat_s,
+            )
         self.bus: EventBus = RedactingBus(inner_bus, self.redactor)
         self.notifications = NotificationRepository(
             self.db, keep=settings.notifications.keep, keep_max=settings.notifications.keep_max

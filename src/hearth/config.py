@@ -54,6 +54,16 @@ class DatabaseSettings(Section):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     pool_size: int = Field(default=5, ge=1, le=100)
+    peer_beat_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description=(
+            "PostgreSQL: how often a gateway tells the others on the event channel that it is "
+            "there. Events are sent to other nodes only while one was heard from within three "
+            "beats (and for three beats after this node connects)."
+        ),
+    )
 
 
 class GatewayLimits(Section):
