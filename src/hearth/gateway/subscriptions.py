@@ -43,6 +43,8 @@ REQUEST_TOPICS = frozenset(
 COALESCE_BY = {"workflow.status": "execution_id", "schedule.run": "schedule_id"}
 #: Request ids and execution ids remembered per connection (the oldest are forgotten first).
 MAX_OWNED = 4096
+#: `workflow.status` values after which an execution sends no more events.
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 def event_types() -> frozenset[str]:
@@ -158,6 +160,14 @@ class EventInterest:
         return any(sub.matches(event) for sub in self._subscriptions.values())
 
     def delivered(self, event: OutgoingEvent) -> None:
-        """Forget a chat request once its stream has ended (always the last of its events)."""
+        """Forget a chat request once its stream has ended, and an execution once it has
+        finished: each is the last event of its kind, and a connection that lives for months
+        (a dashboard, a bridge) should not keep thousands of ids it will never see again."""
         if event.type == "chat.stream.end" and event.request_id is not None:
             self._owned.pop(event.request_id, None)
+        elif (
+            event.type == "workflow.status"
+            and event.execution_id is not None
+            and getattr(event.message, "status", None) in FINISHED
+        ):
+            self._owned.pop(event.execution_id, None)
