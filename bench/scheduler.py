@@ -1093,14 +1093,18 @@ def print_text(summary: dict[str, Any]) -> None:
         )
         print(
             f"{'system':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'fired':>6} "
-            f"{'lost':>5} {'done':>6} {'CPU s':>6} {'CPU %':>6} {'us/tick':>8} {'peak RSS':>8}"
+            f"{'unrun':>5} {'done':>6} {'CPU s':>6} {'CPU %':>6} {'us/tick':>8} {'peak RSS':>8}"
+        )
+        print(
+            "  unrun: ticks of the window not fired by the end, whether skipped, missed (a "
+            "misfire), or still queued when the run stopped (durable: a later start handles them)"
         )
         for r in summary["fire"]:
             (dist,) = r["lateness"].values()
-            lost = r["not_run"] + r["missed"] + r["skipped"]
+            unrun = r["not_run"] + r["missed"] + r["skipped"]
             print(
                 f"{r['system']:<12} {dist['p50_ms']:>8.1f} {dist['p99_ms']:>8.1f} "
-                f"{dist['max_ms']:>8.1f} {r['fired']:>6} {lost:>5} {r['completed']:>6} "
+                f"{dist['max_ms']:>8.1f} {r['fired']:>6} {unrun:>5} {r['completed']:>6} "
                 f"{r['cpu_s']:>6.1f} {r['cpu_pct']:>5.0f}% {r['cpu_us_per_tick']:>8.0f} "
                 f"{r['rss_peak_mb']:>8.0f}"
             )
