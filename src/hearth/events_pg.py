@@ -96,9 +96,6 @@ class PostgresEventBus:
         self._peers: dict[str, float] = {}
         #: Forward regardless of peers until then: just after a (re)connection.
         self._forward_until = 0.0
-        #: Events sent to other nodes, and kept local because nobody else was there.
-        self.forwarded = 0
-        self.kept_local = 0
         #: How this node's own payloads begin (see `encode_for_notify`): they come back over
         #: LISTEN too, and are dropped without being parsed.
         self._own_prefix = json.dumps({"node": node_id}, separators=(",", ":"))[:-1] + ","
@@ -223,9 +220,7 @@ class PostgresEventBus:
     def publish(self, event: DomainEvent) -> None:
         self._local.publish(event)
         if not self._forwarding():
-            self.kept_local += 1
             return
-        self.forwarded += 1
         payload = encode_for_notify(self.node_id, event)
         if payload is None:
             log.warning("event %s is too large to share with other nodes", event.topic)
