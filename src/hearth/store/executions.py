@@ -84,6 +84,19 @@ def _step(row: sa.Row[Any]) -> StepRunRecord:
     return StepRunRecord(**row._mapping)
 
 
+def start_row(
+    execution_id: str, seq: int, step_id: str, attempt: int, at: datetime
+) -> dict[str, Any]:
+    """The `step_starts` row that journals a step run's start (every backend writes it)."""
+    return {
+        "execution_id": execution_id,
+        "seq": seq,
+        "step_id": step_id,
+        "attempt": attempt,
+        "started_at": at,
+    }
+
+
 class ExecutionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -291,13 +304,7 @@ class ExecutionRepository:
                 query = query.with_for_update(read=True)
             if (await conn.execute(query)).first() is None:
                 return False
-            values = {
-                "execution_id": execution_id,
-                "seq": seq,
-                "step_id": step_id,
-                "attempt": attempt,
-                "started_at": at,
-            }
+            values = start_row(execution_id, seq, step_id, attempt, at)
             if self.db.backend == "postgresql":
                 # The PostgreSQL dialect (~2 MB) is imported only by gateways that use it.
                 from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -15,7 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from hearth.store.database import Database
-from hearth.store.executions import RUNNING, ExecutionRepository, PinnedSource, ex
+from hearth.store.executions import (
+    RUNNING,
+    ExecutionRepository,
+    PinnedSource,
+    ex,
+    start_row,
+)
 from hearth.store.records import ExecutionRecord, StepRunRecord
 from hearth.store.sqlite_writer import Prepared, PreparedUpdates, SqliteWriter
 from hearth.store.tables import step_runs, step_starts, workflow_executions, workflows
@@ -125,11 +131,7 @@ class SqliteExecutions(ExecutionRepository):
         self, execution_id: str, node: str, seq: int, step_id: str, attempt: int, at: datetime
     ) -> bool:
         values = {
-            "execution_id": execution_id,
-            "seq": seq,
-            "step_id": step_id,
-            "attempt": attempt,
-            "started_at": at,
+            **start_row(execution_id, seq, step_id, attempt, at),
             "w_id": execution_id,
             "w_node": node,
         }
