@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from hearth.client import GatewayClient
 from hearth.events_pg import CHANNEL, asyncpg_dsn
-from tests.support.gateway import in_process_gateway
+from tests.support.gateway import RunningGateway, in_process_gateway
 from tests.support.workflows import TERMINAL, reload, trigger, wait_status, write_workflow
 
 BEAT_S = 0.2
@@ -54,17 +55,27 @@ def events_from(seen: list[dict[str, Any]], node: str) -> list[str]:
     return [m["topic"] for m in seen if m.get("node") == node and "topic" in m]
 
 
-async def test_a_node_alone_sends_beats_but_no_events(tmp_path: Path, postgres_url: str) -> None:
-    beat = {"peer_beat_s": BEAT_S}
-    async with (
-        channel(postgres_url) as seen,
-        in_process_gateway(
-            node_dir(tmp_path, "a"), postgres_url, node_id="node-a", database=beat
-        ) as node_a,
-    ):
+def node(tmp_path: Path, url: str, name: str) -> AbstractAsyncContextManager[RunningGateway]:
+    """Gateway `node-NAME` with fast presence beats."""
+    return in_process_gateway(
+        node_dir(tmp_path, name), url, node_id=f"node-{name}", database={"peer_beat_s": BEAT_S}
+    )
+
+
+@asynccontextmanager
+async def lone_node(
+    tmp_path: Path, url: str
+) -> AsyncIterator[tuple[list[dict[str, Any]], RunningGateway, GatewayClient]]:
+    """Node A, up long enough to know it is alone: what the channel saw, A, and A's client."""
+    async with channel(url) as seen, node(tmp_path, url, "a") as node_a:
         client = await node_a.client()
         await reload(client)
         await asyncio.sleep(ALONE_S)
+        yield seen, node_a, client
+
+
+async def test_a_node_alone_sends_beats_but_no_events(tmp_path: Path, postgres_url: str) -> None:
+    async with lone_node(tmp_path, postgres_url) as (seen, _node_a, client):
         before = len(events_from(seen, "node-a"))
         execution_id = await trigger(client, "quick")
         done = await wait_status(client, execution_id, TERMINAL)
@@ -79,19 +90,8 @@ async def test_a_node_alone_sends_beats_but_no_events(tmp_path: Path, postgres_u
 async def test_a_joining_node_gets_events_at_once_and_a_leaving_one_stops_them(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    beat = {"peer_beat_s": BEAT_S}
-    async with (
-        channel(postgres_url) as seen,
-        in_process_gateway(
-            node_dir(tmp_path, "a"), postgres_url, node_id="node-a", database=beat
-        ) as node_a,
-    ):
-        runner = await node_a.client()
-        await reload(runner)
-        await asyncio.sleep(ALONE_S)  # A is alone and keeps its events to itself
-        async with in_process_gateway(
-            node_dir(tmp_path, "b"), postgres_url, node_id="node-b", database=beat
-        ) as node_b:
+    async with lone_node(tmp_path, postgres_url) as (seen, node_a, runner):
+        async with node(tmp_path, postgres_url, "b") as node_b:
             watcher = await node_b.client()
             await watcher.subscribe(["workflow.status"])
             # No waiting: B said hello while starting, before it accepted this client.
