@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from hearth.protocol import ServerMessage, server_models
 from hearth.protocol.messages.subscriptions import SubscriptionFilter
+from hearth.workflows.states import TERMINAL
 
 #: Delivered to every connection without subscribing: a person may have to act on them.
 DEFAULT_TOPICS = frozenset(
@@ -43,8 +44,6 @@ REQUEST_TOPICS = frozenset(
 COALESCE_BY = {"workflow.status": "execution_id", "schedule.run": "schedule_id"}
 #: Request ids and execution ids remembered per connection (the oldest are forgotten first).
 MAX_OWNED = 4096
-#: `workflow.status` values after which an execution sends no more events.
-FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 def event_types() -> frozenset[str]:
@@ -168,6 +167,6 @@ class EventInterest:
         elif (
             event.type == "workflow.status"
             and event.execution_id is not None
-            and getattr(event.message, "status", None) in FINISHED
+            and getattr(event.message, "status", None) in TERMINAL
         ):
             self._owned.pop(event.execution_id, None)

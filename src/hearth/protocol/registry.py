@@ -21,7 +21,7 @@ from hearth.protocol import messages
 from hearth.protocol.base import PROTOCOL_VERSION, ClientMessage, ServerMessage
 
 
-def family_modules() -> list[ModuleType]:
+def _family_modules() -> list[ModuleType]:
     """Every family module under `hearth.protocol.messages`, imported, in name order."""
     names = sorted(m.name for m in pkgutil.iter_modules(messages.__path__))
     return [importlib.import_module(f"{messages.__name__}.{name}") for name in names]
@@ -69,13 +69,13 @@ def _index(models: Iterable[type[Any]], kind: str) -> dict[str, type[Any]]:
 @cache
 def client_models() -> dict[str, type[ClientMessage]]:
     """Every client message class by its `type`."""
-    return _index((m for mod in family_modules() for m in mod.CLIENT_MESSAGES), "client")
+    return _index((m for mod in _family_modules() for m in mod.CLIENT_MESSAGES), "client")
 
 
 @cache
 def server_models() -> dict[str, type[ServerMessage]]:
     """Every server message class by its `type`."""
-    return _index((m for mod in family_modules() for m in mod.SERVER_MESSAGES), "server")
+    return _index((m for mod in _family_modules() for m in mod.SERVER_MESSAGES), "server")
 
 
 def _union_adapter(models: Iterable[type[Any]]) -> TypeAdapter[Any]:
