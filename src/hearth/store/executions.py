@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.store.database import Database
+from hearth.store.membership import one_of
 from hearth.store.records import ExecutionRecord, StepRunRecord
 from hearth.store.tables import step_runs, step_starts, workflow_executions, workflows
 
@@ -171,7 +172,7 @@ class ExecutionRepository:
         if not wanted:
             return {}
         async with self.db.connect() as conn:
-            rows = await conn.execute(sa.select(ex.id, ex.workflow_id).where(ex.id.in_(wanted)))
+            rows = await conn.execute(sa.select(ex.id, ex.workflow_id).where(one_of(ex.id, wanted)))
             return {row[0]: row[1] for row in rows}
 
     async def ids_starting_with(self, prefix: str, limit: int = 5) -> list[str]:
@@ -485,12 +486,12 @@ class ExecutionRepository:
         async with self.db.begin() as conn:
             await conn.execute(
                 workflow_executions.update()
-                .where(ex.id.in_(ids), ex.owner_node == node, ex.status == RUNNING)
+                .where(one_of(ex.id, ids), ex.owner_node == node, ex.status == RUNNING)
                 .values(lease_expires_at=lease_until)
             )
             rows = await conn.execute(
                 sa.select(ex.id, ex.owner_node, ex.cancel_requested).where(
-                    ex.id.in_(ids), ex.status == RUNNING
+                    one_of(ex.id, ids), ex.status == RUNNING
                 )
             )
             return {row[0]: (row[1] in (node, None), bool(row[2])) for row in rows}

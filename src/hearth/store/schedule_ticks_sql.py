@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hearth.store.database import Database
 from hearth.store.executions import ExecutionRepository
+from hearth.store.membership import one_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.store.schedule_ticks import (
     ClaimedBatch,
@@ -328,7 +329,7 @@ class SqlTickStore:
         rows = (
             await conn.execute(
                 schedule_runs.select()
-                .where(rc.execution_id.in_(ids), rc.status == "running")
+                .where(one_of(rc.execution_id, ids), rc.status == "running")
                 .order_by(rc.id)
                 .with_for_update()
             )
@@ -339,7 +340,7 @@ class SqlTickStore:
         if schedule_ids:
             found = await conn.execute(
                 sa.select(sc.id, sc.consecutive_failures, sc.enabled, sc.target).where(
-                    sc.id.in_(schedule_ids)
+                    one_of(sc.id, schedule_ids)
                 )
             )
             states = {row[0]: (int(row[1]), bool(row[2]), str(row[3])) for row in found}

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hearth.store.database import Database
+from hearth.store.membership import one_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
 from hearth.store.tables import schedule_runs, schedules
 
@@ -88,7 +89,7 @@ class ScheduleRepository:
             return {}
         latest = (
             sa.select(rc.schedule_id, sa.func.max(rc.scheduled_for).label("at"))
-            .where(rc.schedule_id.in_(ids))
+            .where(one_of(rc.schedule_id, ids))
             .group_by(rc.schedule_id)
             .subquery()
         )

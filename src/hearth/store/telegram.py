@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hearth.store.database import Database
+from hearth.store.membership import one_of
 from hearth.store.tables import (
     gateway_nodes,
     telegram_bots,
@@ -208,7 +209,7 @@ class TelegramRepository:
                 int(row[0])
                 for row in await conn.execute(
                     sa.select(ti.update_id).where(
-                        ti.bot_id == bot_id, ti.update_id.in_([u for u, _ in updates])
+                        ti.bot_id == bot_id, one_of(ti.update_id, [u for u, _ in updates])
                     )
                 )
             }
