@@ -66,7 +66,7 @@ async def test_matches_in_for_strings_integers_and_empty_lists(db: Database) -> 
     ]
     async with db.connect() as conn:
         for values in cases:
-            got = (await conn.execute(sa.select(_items.c.id).where(one_of(_items.c.id, values))))
+            got = await conn.execute(sa.select(_items.c.id).where(one_of(_items.c.id, values)))
             want = await conn.execute(sa.select(_items.c.id).where(_items.c.id.in_(values)))
             assert sorted(got.scalars()) == sorted(want.scalars()), values
         numbers = await conn.execute(sa.select(_items.c.n).where(one_of(_items.c.n, [3, 5, 99])))
@@ -127,7 +127,14 @@ async def test_schedule_listing_reuses_one_statement_as_schedules_grow(db: Datab
         ids.append(record.id)
         runs = [
             ScheduleRunRecord(
-                str(uuid.uuid4()), record.id, now + timedelta(minutes=m), now, "ok", None, None, None
+                str(uuid.uuid4()),
+                record.id,
+                now + timedelta(minutes=m),
+                now,
+                "ok",
+                None,
+                None,
+                None,
             )
             for m in range(k % 3 + 1)
         ]
