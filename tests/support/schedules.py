@@ -26,7 +26,9 @@ async def create(client: GatewayClient, **fields: Any) -> str:
 
 
 async def info(client: GatewayClient, schedule_id: str) -> ScheduleInfo:
-    listing = await client.request(ScheduleList(id=client.next_id()), ScheduleListResult)
+    listing = await client.request(
+        ScheduleList(id=client.next_id(), match=schedule_id), ScheduleListResult
+    )
     return next(s for s in listing.schedules if s.id == schedule_id)
 
 

@@ -600,16 +600,29 @@ export interface ScheduleInfo {
   consecutiveFailures?: number;
 }
 
+/** One page of schedules, oldest first; follow `nextCursor` for the rest. */
 export interface ScheduleList {
   type: "schedule.list";
   /** Correlates the one reply. */
   id: string;
+  /** Schedules per page. */
+  limit?: number;
+  /** The previous page's nextCursor: the page after it. */
+  cursor?: string | null;
+  /** Only schedules with this id, this name, or an id starting with it. */
+  match?: string | null;
+  /** Only schedules whose runs are failing or that failures disabled. */
+  failing?: boolean | null;
 }
 
 export interface ScheduleListResult {
   type: "schedule.list.result";
   id: string;
   schedules: Array<ScheduleInfo>;
+  /** Pass as cursor for the next page; absent on the last page. */
+  nextCursor?: string | null;
+  /** Schedules matching the filters, on every page. */
+  total: number;
 }
 
 /** The ticks a schedule with these fields would fire; nothing is saved. */

@@ -208,22 +208,32 @@ def preview(
     console.print(table)
 
 
-async def _list(client: GatewayClient) -> ScheduleListResult:
-    return await client.request(ScheduleList(id=client.next_id()), ScheduleListResult)
+async def _list(client: GatewayClient) -> list[ScheduleInfo]:
+    """Every schedule, one page after another (the gateway answers a page at a time)."""
+    items: list[ScheduleInfo] = []
+    cursor: str | None = None
+    while True:
+        page = await client.request(
+            ScheduleList(id=client.next_id(), limit=1000, cursor=cursor), ScheduleListResult
+        )
+        items.extend(page.schedules)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
 
 
 @app.command("list")
 def list_schedules(data_dir: DataDirOption = None) -> None:
     """All schedules, with the next run in the schedule's zone (and yours when different)."""
-    result = run(with_client(data_dir, _list))
-    if not result.schedules:
+    schedules = run(with_client(data_dir, _list))
+    if not schedules:
         console.print("no schedules yet: hearth schedule add NAME --every 15m --workflow ID")
         return
     table = Table("id", "name", "trigger", "zone", "state", "next run", "last run", "runs")
     for column in (0, 3):
         table.columns[column].no_wrap = True
         table.columns[column].min_width = 8 if column == 0 else 13
-    for item in result.schedules:
+    for item in schedules:
         last = ""
         if item.last_run:
             style = RUN_STYLE.get(item.last_run.status, "")
@@ -264,14 +274,19 @@ async def _resolve(client: GatewayClient, ref: str) -> ScheduleInfo:
         raise ValueError(
             "give a schedule's name, id or a unique prefix of its id; see `hearth schedule list`"
         )
-    found = matching((await _list(client)).schedules, ref)
+    # The gateway narrows by name, id or id prefix; `matching` lets a full id win over names.
+    page = await client.request(
+        ScheduleList(id=client.next_id(), match=ref, limit=11), ScheduleListResult
+    )
+    found = matching(page.schedules, ref)
     if not found:
         raise ValueError(
             f"no schedule matches {ref!r} (by name, id or id prefix); see `hearth schedule list`"
         )
     if len(found) > 1:
         candidates = ", ".join(f"{s.id[:8]} ({s.name!r})" for s in found[:10])
-        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        rest = max(page.total, len(found)) - 10
+        more = f" and {rest} more" if rest > 0 else ""
         raise ValueError(
             f"more than one schedule matches {ref!r}: {candidates}{more}; give a longer id "
             "prefix (see `hearth schedule list`)"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hearth.events import DomainEvent, EventBus
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.errors import (
+    InvalidCursorError,
     InvalidScheduleError,
     ScheduleConflictError,
     ScheduleNotFoundError,
@@ -93,6 +95,37 @@ def _parse_at(text: Any, tz_name: str, now: datetime) -> datetime:
             "at", f"{text} ({at.astimezone(zone(tz_name)).isoformat()}) is in the past"
         )
     return at
+
+
+@dataclass(frozen=True)
+class SchedulePage:
+    items: list[tuple[ScheduleRecord, ScheduleRunRecord | None]]
+    #: Where the next page starts; None on the last page.
+    next_cursor: str | None
+    #: Schedules matching the filters on every page.
+    total: int
+
+
+def encode_cursor(record: ScheduleRecord) -> str:
+    """The (created_at, id) key after which the next page starts, as an opaque token."""
+    key = f"{record.created_at.astimezone(UTC).isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, key = raw.split("|", 1)
+        when = datetime.fromisoformat(at)
+    except ValueError:  # bad base64, UTF-8, separator or time (binascii.Error is a ValueError)
+        when = None
+    if when is None or when.tzinfo is None or not key:
+        raise InvalidCursorError(
+            "cursor", "not one this gateway gave out; pass the previous page's nextCursor"
+        )
+    return when, key
 
 
 class ScheduleService:
@@ -403,10 +436,27 @@ class ScheduleService:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
         self._changed(schedule_id)
 
-    async def overview(self) -> list[tuple[ScheduleRecord, ScheduleRunRecord | None]]:
-        records = await self.repo.all()
+    async def overview(
+        self,
+        limit: int,
+        cursor: str | None = None,
+        *,
+        match: str | None = None,
+        failing: bool = False,
+    ) -> SchedulePage:
+        """One page of schedules with their last runs, oldest first.
+
+        Pages, not everything at once: a listing of every schedule grew with the table (one
+        reply of 100 000 schedules is tens of megabytes to build, and every reply's peak stayed
+        in the process's memory; issue 18).
+        """
+        records, total = await self.repo.page(
+            limit, after=decode_cursor(cursor), match=match, failing=failing
+        )
         last = await self.repo.last_runs([r.id for r in records])
-        return [(r, last.get(r.id)) for r in records]
+        more = len(records) == limit and total > limit
+        next_cursor = encode_cursor(records[-1]) if records and more else None
+        return SchedulePage([(r, last.get(r.id)) for r in records], next_cursor, total)
 
     async def runs(self, schedule_id: str, limit: int) -> list[ScheduleRunRecord]:
         await self.get(schedule_id)

@@ -6,6 +6,7 @@ The scheduler's own writes (claiming ticks, recording results, pruning) go throu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,41 @@ class ScheduleRepository:
         async with self.db.connect() as conn:
             rows = await conn.execute(schedules.select().order_by(sc.created_at, sc.id))
             return [_schedule(row) for row in rows]
+
+    async def page(
+        self,
+        limit: int,
+        *,
+        after: tuple[datetime, str] | None = None,
+        match: str | None = None,
+        failing: bool = False,
+    ) -> tuple[list[ScheduleRecord], int]:
+        """Up to `limit` schedules, oldest first, after the (created_at, id) key `after`; and
+        how many match the filters in all (every page).
+
+        `match` keeps the schedules with that id, name or id prefix (the CLI's references);
+        `failing` those whose runs are failing or that failures disabled.
+        """
+        where: list[sa.ColumnElement[bool]] = []
+        if match is not None:
+            where.append(
+                sa.or_(sc.id == match, sc.name == match, sc.id.startswith(match, autoescape=True))
+            )
+        if failing:
+            where.append(sa.or_(sc.consecutive_failures > 0, sc.state == "disabled"))
+        query = schedules.select().where(*where)
+        if after is not None:
+            at, key = after
+            query = query.where(
+                sa.or_(sc.created_at > at, sa.and_(sc.created_at == at, sc.id > key))
+            )
+        async with self.db.connect() as conn:
+            rows = await conn.execute(query.order_by(sc.created_at, sc.id).limit(limit))
+            records = [_schedule(row) for row in rows]
+            total = await conn.scalar(
+                sa.select(sa.func.count()).select_from(schedules).where(*where)
+            )
+        return records, int(total or 0)
 
     async def by_target(self, target: str) -> list[ScheduleRecord]:
         async with self.db.connect() as conn:

@@ -4,13 +4,11 @@ import { Badge, Empty, ErrorLine, Section, ago, duration, useLoad } from "../ui"
 export function Overview() {
   const status = useLoad((c) => c.request<GatewayStatusResult>({ type: "gateway.status" }));
   const approvals = useLoad((c) => c.request<ApprovalListResult>({ type: "approval.list" }));
-  const schedules = useLoad((c) => c.request<ScheduleListResult>({ type: "schedule.list" }));
+  const schedules = useLoad((c) => c.request<ScheduleListResult>({ type: "schedule.list", failing: true, limit: 10 }));
   const alerts = useLoad((c) => c.request<HeartbeatAlertListResult>({ type: "heartbeat.alert.list", limit: 5 }));
   const notes = useLoad((c) => c.request<NotificationListResult>({ type: "notification.list", limit: 5 }));
   const s = status.data;
-  const failing = (schedules.data?.schedules ?? []).filter(
-    (x) => (x.consecutiveFailures ?? 0) > 0 || x.state === "disabled" || x.lastRun?.status === "failed",
-  );
+  const failing = schedules.data?.schedules ?? [];
   return (
     <div class="grid">
       <Section title="Gateway">
@@ -42,6 +40,7 @@ export function Overview() {
             {failing.map((x) => (
               <li key={x.id}><Badge value={x.state} /> {x.name} <span class="muted">{x.stateReason ?? `${x.consecutiveFailures} failures in a row`}</span></li>
             ))}
+            {schedules.data.total > failing.length && <li class="muted">and {schedules.data.total - failing.length} more</li>}
           </ul>
         ))}
       </Section>

@@ -33,8 +33,13 @@ export function describeTrigger(s: Pick<ScheduleInfo, "cronExpression" | "every"
   return `${text}, ${s.timezone}`;
 }
 
+/** Schedules per page; "Show more" asks for the first page again, larger, up to the protocol's cap. */
+const PAGE = 200;
+const MAX_PAGE = 1000;
+
 export function Schedules() {
-  const list = useLoad((c) => c.request<ScheduleListResult>({ type: "schedule.list" }));
+  const [limit, setLimit] = useState(PAGE);
+  const list = useLoad((c) => c.request<ScheduleListResult>({ type: "schedule.list", limit }), [limit]);
   const [editing, setEditing] = useState<ScheduleInfo | "new" | null>(null);
   const [history, setHistory] = useState<string | null>(null);
   useEvents((m: ServerMessage) => {
@@ -51,6 +56,9 @@ export function Schedules() {
             <ScheduleItem key={s.id} s={s} onChange={list.reload} onEdit={() => setEditing(s)} onHistory={() => setHistory(history === s.id ? null : s.id)} showHistory={history === s.id} />
           ))}
         </ul>
+        {list.data && list.data.nextCursor && (limit < MAX_PAGE
+          ? <button data-testid="more-schedules" onClick={() => setLimit(Math.min(limit + PAGE, MAX_PAGE))}>Show more ({list.data.schedules.length} of {list.data.total})</button>
+          : <p class="muted">Showing the first {list.data.schedules.length} of {list.data.total}; <code>hearth schedule list</code> shows them all.</p>)}
       </Section>
     </div>
   );

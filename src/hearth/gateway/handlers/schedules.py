@@ -140,9 +140,14 @@ async def delete(message: ScheduleDelete, ctx: HandlerContext) -> ScheduleDelete
 
 @handles(ScheduleList)
 async def list_schedules(message: ScheduleList, ctx: HandlerContext) -> ScheduleListResult:
-    items = await ctx.state.schedules.overview()
+    page = await ctx.state.schedules.overview(
+        message.limit, message.cursor, match=message.match, failing=bool(message.failing)
+    )
     return ScheduleListResult(
-        id=message.id, schedules=[schedule_info(record, last) for record, last in items]
+        id=message.id,
+        schedules=[schedule_info(record, last) for record, last in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
     )
 
 

@@ -66,7 +66,26 @@ class ScheduleDelete(ClientMessage):
 
 
 class ScheduleList(ClientMessage):
+    """One page of schedules, oldest first; follow `nextCursor` for the rest."""
+
     type: Literal["schedule.list"] = "schedule.list"
+    limit: int = Field(default=200, ge=1, le=1000, description="Schedules per page.")
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="The previous page's nextCursor: the page after it.",
+    )
+    match: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Only schedules with this id, this name, or an id starting with it.",
+    )
+    failing: bool | None = Field(
+        default=None,
+        description="Only schedules whose runs are failing or that failures disabled.",
+    )
 
 
 class ScheduleRuns(ClientMessage):
@@ -167,6 +186,10 @@ class ScheduleDeleted(Reply):
 class ScheduleListResult(Reply):
     type: Literal["schedule.list.result"] = "schedule.list.result"
     schedules: list[ScheduleInfo]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor for the next page; absent on the last page."
+    )
+    total: int = Field(description="Schedules matching the filters, on every page.")
 
 
 class ScheduleRunsResult(Reply):

@@ -1,0 +1,153 @@
+"""`schedule.list` answers a page at a time, on both backends, and the CLI follows the pages.
+
+A listing of every schedule grew with the table: its replies were the gateway's memory growth
+under the protocol fuzz (issue 18). Pages keep each reply bounded; `match` and `failing` let
+the CLI and the dashboard ask for what they show instead of everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from hearth.client import GatewayError
+from hearth.protocol import ErrorCode
+from hearth.protocol.messages.schedules import (
+    ScheduleDelete,
+    ScheduleDeleted,
+    ScheduleList,
+    ScheduleListResult,
+)
+from tests.support.cli import run_cli
+from tests.support.gateway import RunningGateway
+from tests.support.schedules import NOOP, create, wait_runs
+from tests.support.workflows import reload, write_workflow
+
+FAILING = """
+    name: Failing
+    steps:
+      - {id: read, action: tool, tool: file.read, args: {path: nothing-here.txt}}
+"""
+
+
+@pytest.fixture
+async def noop_gateway(gateway: RunningGateway) -> RunningGateway:
+    write_workflow(gateway.data_dir, "noop", NOOP)
+    write_workflow(gateway.data_dir, "failing", FAILING)
+    await reload(await gateway.client())
+    return gateway
+
+
+async def test_pages_cover_every_schedule_once_in_creation_order(
+    noop_gateway: RunningGateway,
+) -> None:
+    client = await noop_gateway.client()
+    made = [
+        await create(client, name=f"s{k}", every="1h", workflow_id="noop", enabled=False)
+        for k in range(7)
+    ]
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await client.request(
+            ScheduleList(id=client.next_id(), limit=3, cursor=cursor), ScheduleListResult
+        )
+        pages += 1
+        assert page.total == 7
+        assert len(page.schedules) <= 3
+        seen.extend(s.id for s in page.schedules)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == made  # oldest first, none twice, none left out
+    whole = await client.request(ScheduleList(id=client.next_id()), ScheduleListResult)
+    assert [s.id for s in whole.schedules] == made
+    assert whole.next_cursor is None
+
+
+async def test_a_page_survives_the_schedule_its_cursor_names_being_deleted(
+    noop_gateway: RunningGateway,
+) -> None:
+    """The cursor is a position (creation time and id), not a row that must still exist."""
+    client = await noop_gateway.client()
+    made = [
+        await create(client, name=f"d{k}", every="1h", workflow_id="noop", enabled=False)
+        for k in range(4)
+    ]
+    first = await client.request(ScheduleList(id="p1", limit=2), ScheduleListResult)
+    assert first.next_cursor is not None
+    await client.request(ScheduleDelete(id="del", schedule_id=made[1]), ScheduleDeleted)
+    rest = await client.request(
+        ScheduleList(id="p2", limit=2, cursor=first.next_cursor), ScheduleListResult
+    )
+    assert [s.id for s in rest.schedules] == made[2:]
+    assert rest.total == 3
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "bm9zZXBhcmF0b3I", "MjAyNi0xMy0wMXx4"])
+async def test_a_cursor_the_gateway_did_not_give_out_is_refused_by_name(
+    noop_gateway: RunningGateway, cursor: str
+) -> None:
+    client = await noop_gateway.client()
+    with pytest.raises(GatewayError) as refused:
+        await client.request(ScheduleList(id="bad", cursor=cursor), ScheduleListResult)
+    assert refused.value.code == ErrorCode.INVALID_REQUEST
+    assert refused.value.details == {"field": "cursor"}
+    assert "nextCursor" in refused.value.message
+    # The connection goes on serving.
+    listing = await client.request(ScheduleList(id="after"), ScheduleListResult)
+    assert listing.total == 0
+
+
+async def test_match_finds_by_id_name_or_id_prefix(noop_gateway: RunningGateway) -> None:
+    client = await noop_gateway.client()
+    first = await create(client, name="backup", every="1h", workflow_id="noop", enabled=False)
+    await create(client, name="digest", every="1h", workflow_id="noop", enabled=False)
+    await create(client, name="digest", every="2h", workflow_id="noop", enabled=False)
+
+    async def match(ref: str) -> list[str]:
+        page = await client.request(
+            ScheduleList(id=client.next_id(), match=ref), ScheduleListResult
+        )
+        assert page.total == len(page.schedules)
+        return [s.name for s in page.schedules]
+
+    assert await match(first) == ["backup"]
+    assert await match(first[:6]) == ["backup"]
+    assert await match("digest") == ["digest", "digest"]
+    assert await match("nothing%") == []  # LIKE wildcards in a reference are literal
+    assert await match("_") == []
+
+
+async def test_failing_lists_only_schedules_whose_runs_fail(noop_gateway: RunningGateway) -> None:
+    client = await noop_gateway.client()
+    await create(client, name="fine", every="1h", workflow_id="noop", enabled=False)
+    broken = await create(client, name="broken", every="1s", workflow_id="failing", max_runs=1)
+    await wait_runs(client, broken, 1, status={"failed"})
+    page = await client.request(ScheduleList(id="f", failing=True), ScheduleListResult)
+    assert [s.name for s in page.schedules] == ["broken"]
+    assert page.total == 1
+
+
+async def test_cli_lists_every_page_and_resolves_names(noop_gateway: RunningGateway) -> None:
+    """`hearth schedule list` follows the pages (1 000 a page), and a name still resolves."""
+    client = await noop_gateway.client()
+    for k in range(3):
+        await create(client, name=f"cli{k}", every="1h", workflow_id="noop", enabled=False)
+
+    async def hearth(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(run_cli, args, noop_gateway.data_dir, "200")
+
+    listed = await hearth("schedule", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert all(f"cli{k}" in listed.stdout for k in range(3))
+    shown = await hearth("schedule", "show", "cli1")
+    assert shown.returncode == 0, shown.stderr
+    assert "cli1" in shown.stdout
+    missing = await hearth("schedule", "show", "no-such")
+    assert missing.returncode != 0
+    assert "no schedule matches 'no-such'" in missing.stderr + missing.stdout
