@@ -781,16 +781,25 @@ export interface SessionInfo {
   messageCount: number;
 }
 
+/** One page of sessions, most recently updated first; follow `nextCursor` for older ones. */
 export interface SessionList {
   type: "session.list";
   /** Correlates the one reply. */
   id: string;
+  /** Sessions per page. */
+  limit?: number;
+  /** The previous page's nextCursor: the older sessions after it. */
+  cursor?: string | null;
 }
 
 export interface SessionListResult {
   type: "session.list.result";
   id: string;
   sessions: Array<SessionInfo>;
+  /** Pass as cursor for the next page; absent on the last page. */
+  nextCursor?: string | null;
+  /** Sessions on every page. */
+  total: number;
 }
 
 export interface StepResult {

@@ -317,8 +317,7 @@ class ChatService:
             stream[0].cancel()
             await asyncio.wait({stream[0]}, timeout=10)
             return True
-        sessions = await self.repo.all()
-        if any(s.active_request_id == request_id for s in sessions):
+        if await self.repo.answering(request_id):
             self._publish(CANCEL_TOPIC, {"requestId": request_id})
             return True
         return False

@@ -140,8 +140,14 @@ async def exchange(
     return start.session_id, "error"
 
 
+#: Sessions `/sessions` shows: the most recent ones (older ones stay on the dashboard's list).
+SESSIONS_SHOWN = 50
+
+
 async def _sessions(client: GatewayClient) -> None:
-    listing = await client.request(SessionList(id=client.next_id()), SessionListResult)
+    listing = await client.request(
+        SessionList(id=client.next_id(), limit=SESSIONS_SHOWN), SessionListResult
+    )
     table = Table("session", "title", "model", "messages", "updated")
     for item in listing.sessions:
         table.add_row(
@@ -152,6 +158,9 @@ async def _sessions(client: GatewayClient) -> None:
             item.updated_at.astimezone().strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
+    older = listing.total - len(listing.sessions)
+    if older > 0:
+        console.print(f"({older} older sessions not shown)", highlight=False)
 
 
 async def _interactive(client: GatewayClient, session_id: str | None, model: str | None) -> None:

@@ -25,12 +25,6 @@ class InvalidScheduleError(FieldError, ScheduleError):
         super().__init__(field, message, f"{field}: {message}")
 
 
-class InvalidCursorError(FieldError, ScheduleError):
-    """A page cursor this gateway did not give out (or a client altered)."""
-
-    code = "INVALID_REQUEST"
-
-
 class ScheduleNotFoundError(ScheduleError):
     code = "SCHEDULE_NOT_FOUND"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
 import uuid
 from collections.abc import Mapping
@@ -12,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hearth.events import DomainEvent, EventBus
+from hearth.pages import decode_cursor, encode_cursor
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.errors import (
-    InvalidCursorError,
     InvalidScheduleError,
     ScheduleConflictError,
     ScheduleNotFoundError,
@@ -104,28 +103,6 @@ class SchedulePage:
     next_cursor: str | None
     #: Schedules matching the filters on every page.
     total: int
-
-
-def encode_cursor(record: ScheduleRecord) -> str:
-    """The (created_at, id) key after which the next page starts, as an opaque token."""
-    key = f"{record.created_at.astimezone(UTC).isoformat()}|{record.id}"
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, key = raw.split("|", 1)
-        when = datetime.fromisoformat(at)
-    except ValueError:  # bad base64, UTF-8, separator or time (binascii.Error is a ValueError)
-        when = None
-    if when is None or when.tzinfo is None or not key:
-        raise InvalidCursorError(
-            "cursor", "not one this gateway gave out; pass the previous page's nextCursor"
-        )
-    return when, key
 
 
 class ScheduleService:
@@ -455,7 +432,8 @@ class ScheduleService:
         )
         last = await self.repo.last_runs([r.id for r in records])
         more = len(records) == limit and total > limit
-        next_cursor = encode_cursor(records[-1]) if records and more else None
+        last_one = records[-1] if records and more else None
+        next_cursor = encode_cursor(last_one.created_at, last_one.id) if last_one else None
         return SchedulePage([(r, last.get(r.id)) for r in records], next_cursor, total)
 
     async def runs(self, schedule_id: str, limit: int) -> list[ScheduleRunRecord]:

@@ -48,10 +48,32 @@ class ChatRepository:
             ).first()
             return _session(row) if row else None
 
-    async def all(self) -> list[SessionRecord]:
+    async def page(
+        self, limit: int, before: tuple[datetime, str] | None = None
+    ) -> tuple[list[SessionRecord], int]:
+        """Up to `limit` sessions, most recently updated first, after the (updated_at, id)
+        position `before`; and how many there are in all."""
+        query = chat_sessions.select()
+        if before is not None:
+            at, key = before
+            query = query.where(
+                sa.or_(cs.updated_at < at, sa.and_(cs.updated_at == at, cs.id < key))
+            )
         async with self.db.connect() as conn:
-            rows = await conn.execute(chat_sessions.select().order_by(cs.updated_at.desc()))
-            return [_session(row) for row in rows]
+            rows = await conn.execute(
+                query.order_by(cs.updated_at.desc(), cs.id.desc()).limit(limit)
+            )
+            records = [_session(row) for row in rows]
+            total = await conn.scalar(sa.select(sa.func.count()).select_from(chat_sessions))
+        return records, int(total or 0)
+
+    async def answering(self, request_id: str) -> bool:
+        """Whether any session is claimed by `request_id` (on whichever node runs it)."""
+        async with self.db.connect() as conn:
+            found = await conn.scalar(
+                sa.select(cs.id).where(cs.active_request_id == request_id).limit(1)
+            )
+        return found is not None
 
     async def delete(self, session_id: str) -> bool:
         async with self.db.begin() as conn:

@@ -9,7 +9,8 @@ type Entry = { kind: "user"; text: string } | { kind: "assistant"; requestId: st
 
 export function Chat({ id }: { id?: string }) {
   const conn = useConn();
-  const sessions = useLoad((c) => c.request<SessionListResult>({ type: "session.list" }));
+  const [shown, setShown] = useState(100);
+  const sessions = useLoad((c) => c.request<SessionListResult>({ type: "session.list", limit: shown }), [shown]);
   const [entries, setEntries] = useState<Entry[]>([]);
   const [streams, setStreams] = useState<Record<string, Stream>>({});
   const [draft, setDraft] = useState("");
@@ -104,6 +105,9 @@ export function Chat({ id }: { id?: string }) {
             </li>
           ))}
         </ul>
+        {sessions.data?.nextCursor && shown < 1000 && (
+          <button onClick={() => setShown(Math.min(shown + 100, 1000))}>Older ({sessions.data.sessions.length} of {sessions.data.total})</button>
+        )}
       </aside>
       <section class="conversation" aria-label="Conversation">
         <div class="messages" aria-live="polite" data-testid="messages">

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hearth.chat.history import render_stored
 from hearth.gateway.dispatch import HandlerContext, handles
+from hearth.pages import decode_cursor, encode_cursor
 from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.chat import (
     ChatCancel,
@@ -70,9 +71,12 @@ async def approval(message: ToolApprovalResponse, ctx: HandlerContext) -> ToolAp
 
 @handles(SessionList)
 async def list_sessions(message: SessionList, ctx: HandlerContext) -> SessionListResult:
-    sessions = await ctx.state.chat.repo.all()
+    sessions, total = await ctx.state.chat.repo.page(message.limit, decode_cursor(message.cursor))
+    last = sessions[-1] if len(sessions) == message.limit and total > message.limit else None
     return SessionListResult(
         id=message.id,
+        next_cursor=encode_cursor(last.updated_at, last.id) if last else None,
+        total=total,
         sessions=[
             SessionInfo(
                 session_id=s.id,

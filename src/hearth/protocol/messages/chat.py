@@ -45,7 +45,16 @@ class ToolApprovalResponse(ClientMessage):
 
 
 class SessionList(ClientMessage):
+    """One page of sessions, most recently updated first; follow `nextCursor` for older ones."""
+
     type: Literal["session.list"] = "session.list"
+    limit: int = Field(default=100, ge=1, le=1000, description="Sessions per page.")
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="The previous page's nextCursor: the older sessions after it.",
+    )
 
 
 class SessionHistory(ClientMessage):
@@ -99,6 +108,10 @@ class SessionInfo(WireModel):
 class SessionListResult(Reply):
     type: Literal["session.list.result"] = "session.list.result"
     sessions: list[SessionInfo]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor for the next page; absent on the last page."
+    )
+    total: int = Field(description="Sessions on every page.")
 
 
 class HistoryEntry(WireModel):

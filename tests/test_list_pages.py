@@ -1,4 +1,4 @@
-"""`schedule.list` answers a page at a time, on both backends, and the CLI follows the pages.
+"""`schedule.list` and `session.list` answer a page at a time, on both backends; the CLI follows.
 
 A listing of every schedule grew with the table: its replies were the gateway's memory growth
 under the protocol fuzz (issue 18). Pages keep each reply bounded; `match` and `failing` let
@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hearth.client import GatewayError
 from hearth.protocol import ErrorCode
+from hearth.protocol.messages.chat import SessionList, SessionListResult
 from hearth.protocol.messages.schedules import (
     ScheduleDelete,
     ScheduleDeleted,
     ScheduleList,
     ScheduleListResult,
 )
+from hearth.store.records import SessionRecord
 from tests.support.cli import run_cli
 from tests.support.gateway import RunningGateway
 from tests.support.schedules import NOOP, create, wait_runs
@@ -151,3 +155,48 @@ async def test_cli_lists_every_page_and_resolves_names(noop_gateway: RunningGate
     missing = await hearth("schedule", "show", "no-such")
     assert missing.returncode != 0
     assert "no schedule matches 'no-such'" in missing.stderr + missing.stdout
+
+
+async def test_session_pages_newest_first_and_cancel_finds_a_claim(
+    gateway: RunningGateway,
+) -> None:
+    """`session.list` pages the same way, most recently updated first."""
+    repo = gateway.hearth.state.chat.repo
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    made: list[str] = []
+    for k in range(5):
+        at = start + timedelta(minutes=k)
+        record = SessionRecord(
+            id=str(uuid.uuid4()),
+            session_key=f"s-0000000{k}",
+            title=f"t{k}",
+            model="local:m",
+            agent_id=None,
+            approved_tools=[],
+            message_count=0,
+            active_request_id="req-busy" if k == 2 else None,
+            active_since=at if k == 2 else None,
+            created_at=at,
+            updated_at=at,
+        )
+        await repo.create(record)
+        made.append(record.id)
+    client = await gateway.client()
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await client.request(
+            SessionList(id=client.next_id(), limit=2, cursor=cursor), SessionListResult
+        )
+        assert page.total == 5
+        seen.extend(s.session_id for s in page.sessions)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+    with pytest.raises(GatewayError) as refused:
+        await client.request(SessionList(id="bad", cursor="x"), SessionListResult)
+    assert refused.value.details == {"field": "cursor"}
+    # chat.cancel of a request no stream on this node runs asks the database, not a listing.
+    assert await gateway.hearth.state.chat.cancel("req-busy") is True
+    assert await gateway.hearth.state.chat.cancel("req-none") is False
