@@ -581,7 +581,7 @@ def traced_gateway_main(data_dir: str, mode: str) -> None:
                 tracemalloc.start(25)
             tracemalloc.take_snapshot().dump(str(tmp))
         elif mode == "memray":
-            # memray (installed by hand, a diagnosis tool, not a dependency): native stacks of
+            # memray (in the `bench` extra, a diagnosis tool): native stacks of
             # what is allocated between the two signals and still alive at the second.
             import memray
 
