@@ -36,6 +36,7 @@ from hearth.protocol.messages.mcp import (
     McpToolsResult,
 )
 from hearth.secrets import SecretStore
+from hearth.tools.base import ToolError
 from hearth.tools.policy import configured
 from tests.support.cli import run_cli
 from tests.support.fake_openai import FakeOpenAI, Text, ToolCall, tool_names, tool_results
@@ -518,3 +519,20 @@ def test_policy_entries_exact_then_longest_pattern() -> None:
     assert configured(policy, "ha.lights") == "ask"
     assert configured(policy, "notes.search") == "auto"
     assert configured({"ha.*": "ask"}, "hax.lights") is None
+
+
+async def test_the_call_right_after_a_crash_waits_for_the_restart(data_dir: Path) -> None:
+    """The next call, made the moment the crashed one failed, goes to the new process.
+
+    Until the connection task has unwound the old session is still set; a call in that window
+    used to go to it and fail the same way (a flaky CI run showed it).
+    """
+    async with in_process_gateway(data_dir, **settings_with(None, {"notes": stdio_server()})) as gw:
+        assert gw.hearth.state.mcp is not None
+        server = gw.hearth.state.mcp.get("notes")
+        assert await server.ready()
+        for round_ in range(3):
+            with pytest.raises(ToolError, match="closed the connection during the call"):
+                await server.call("crash", {})
+            stored = await server.call("add_note", {"name": f"r{round_}", "text": "after"})
+            assert "stored" in str(stored)

@@ -303,7 +303,7 @@ class McpServer:
                     with anyio.fail_after(self.settings.startup_timeout_s):
                         await session.send_ping()
                 except Exception as exc:
-                    self._lost = f"no answer to a ping: {_reason(exc)}"
+                    self._connection_lost(f"no answer to a ping: {_reason(exc)}")
                 continue
             self._wake.clear()
             if self._refresh_wanted and self._lost is None:
@@ -312,7 +312,7 @@ class McpServer:
                     with anyio.fail_after(self.settings.startup_timeout_s):
                         await self._list_tools(session)
                 except Exception as exc:
-                    self._lost = f"listing its tools failed: {_reason(exc)}"
+                    self._connection_lost(f"listing its tools failed: {_reason(exc)}")
                     continue
                 log.info("MCP server %s: %d tools", self.name, len(self.tools))
                 self.on_change()
@@ -320,6 +320,10 @@ class McpServer:
     def _connection_lost(self, reason: str) -> None:
         if self._lost is None:
             self._lost = reason
+        if self.state is McpState.READY:
+            # Calls from now on wait for the new connection: until the connection task has
+            # unwound, the old session is still set and would fail the next call the same way.
+            self._set(McpState.STARTING)
         self._wake.set()
 
     # -- calls ------------------------------------------------------------------------------
