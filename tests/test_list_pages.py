@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hearth.client import GatewayError
+from hearth.client import GatewayClient, GatewayError
 from hearth.protocol import ErrorCode
 from hearth.protocol.messages.chat import SessionList, SessionListResult
 from hearth.protocol.messages.schedules import (
@@ -26,14 +27,8 @@ from hearth.protocol.messages.schedules import (
 from hearth.store.records import SessionRecord
 from tests.support.cli import run_cli
 from tests.support.gateway import RunningGateway
-from tests.support.schedules import NOOP, create, wait_runs
+from tests.support.schedules import FAILING, NOOP, create, paused, wait_runs
 from tests.support.workflows import reload, write_workflow
-
-FAILING = """
-    name: Failing
-    steps:
-      - {id: read, action: tool, tool: file.read, args: {path: nothing-here.txt}}
-"""
 
 
 @pytest.fixture
@@ -44,32 +39,62 @@ async def noop_gateway(gateway: RunningGateway) -> RunningGateway:
     return gateway
 
 
+#: One page of a listing: (ids on it, nextCursor, total).
+Fetch = Callable[[str | None], Awaitable[tuple[list[str], str | None, int]]]
+
+
+def _schedules(client: GatewayClient, limit: int) -> Fetch:
+    async def fetch(cursor: str | None) -> tuple[list[str], str | None, int]:
+        page = await client.request(
+            ScheduleList(id=client.next_id(), limit=limit, cursor=cursor), ScheduleListResult
+        )
+        assert len(page.schedules) <= limit
+        return [s.id for s in page.schedules], page.next_cursor, page.total
+
+    return fetch
+
+
+def _sessions(client: GatewayClient, limit: int) -> Fetch:
+    async def fetch(cursor: str | None) -> tuple[list[str], str | None, int]:
+        page = await client.request(
+            SessionList(id=client.next_id(), limit=limit, cursor=cursor), SessionListResult
+        )
+        assert len(page.sessions) <= limit
+        return [s.session_id for s in page.sessions], page.next_cursor, page.total
+
+    return fetch
+
+
+async def _every_page(fetch: Fetch) -> tuple[list[str], int, set[int]]:
+    """Follow `nextCursor` to the end: the ids in order, the pages it took, the totals seen."""
+    ids: list[str] = []
+    totals: set[int] = set()
+    cursor: str | None = None
+    pages = 0
+    while True:
+        got, cursor, total = await fetch(cursor)
+        ids.extend(got)
+        totals.add(total)
+        pages += 1
+        if cursor is None:
+            return ids, pages, totals
+
+
 async def test_pages_cover_every_schedule_once_in_creation_order(
     noop_gateway: RunningGateway,
 ) -> None:
     client = await noop_gateway.client()
-    made = [
-        await create(client, name=f"s{k}", every="1h", workflow_id="noop", enabled=False)
-        for k in range(7)
-    ]
-    seen: list[str] = []
-    cursor: str | None = None
-    pages = 0
-    while True:
-        page = await client.request(
-            ScheduleList(id=client.next_id(), limit=3, cursor=cursor), ScheduleListResult
-        )
-        pages += 1
-        assert page.total == 7
-        assert len(page.schedules) <= 3
-        seen.extend(s.id for s in page.schedules)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    made = await paused(client, *(f"s{k}" for k in range(7)))
+    seen, pages, totals = await _every_page(_schedules(client, 3))
     assert pages == 3
+    assert totals == {7}
     assert seen == made  # oldest first, none twice, none left out
+    # A page that ends exactly at the last schedule says so: no cursor to an empty page.
+    assert await _every_page(_schedules(client, 7)) == (made, 1, {7})
+    assert await _every_page(_schedules(client, 1)) == (made, 7, {7})
     whole = await client.request(ScheduleList(id=client.next_id()), ScheduleListResult)
     assert [s.id for s in whole.schedules] == made
+    assert whole.total == 7
     assert whole.next_cursor is None
 
 
@@ -78,10 +103,7 @@ async def test_a_page_survives_the_schedule_its_cursor_names_being_deleted(
 ) -> None:
     """The cursor is a position (creation time and id), not a row that must still exist."""
     client = await noop_gateway.client()
-    made = [
-        await create(client, name=f"d{k}", every="1h", workflow_id="noop", enabled=False)
-        for k in range(4)
-    ]
+    made = await paused(client, *(f"d{k}" for k in range(4)))
     first = await client.request(ScheduleList(id="p1", limit=2), ScheduleListResult)
     assert first.next_cursor is not None
     await client.request(ScheduleDelete(id="del", schedule_id=made[1]), ScheduleDeleted)
@@ -90,6 +112,7 @@ async def test_a_page_survives_the_schedule_its_cursor_names_being_deleted(
     )
     assert [s.id for s in rest.schedules] == made[2:]
     assert rest.total == 3
+    assert rest.next_cursor is None
 
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "bm9zZXBhcmF0b3I", "MjAyNi0xMy0wMXx4"])
@@ -109,9 +132,7 @@ async def test_a_cursor_the_gateway_did_not_give_out_is_refused_by_name(
 
 async def test_match_finds_by_id_name_or_id_prefix(noop_gateway: RunningGateway) -> None:
     client = await noop_gateway.client()
-    first = await create(client, name="backup", every="1h", workflow_id="noop", enabled=False)
-    await create(client, name="digest", every="1h", workflow_id="noop", enabled=False)
-    await create(client, name="digest", every="2h", workflow_id="noop", enabled=False)
+    first, _, _ = await paused(client, "backup", "digest", "digest")
 
     async def match(ref: str) -> list[str]:
         page = await client.request(
@@ -129,7 +150,7 @@ async def test_match_finds_by_id_name_or_id_prefix(noop_gateway: RunningGateway)
 
 async def test_failing_lists_only_schedules_whose_runs_fail(noop_gateway: RunningGateway) -> None:
     client = await noop_gateway.client()
-    await create(client, name="fine", every="1h", workflow_id="noop", enabled=False)
+    await paused(client, "fine")
     broken = await create(client, name="broken", every="1s", workflow_id="failing", max_runs=1)
     await wait_runs(client, broken, 1, status={"failed"})
     page = await client.request(ScheduleList(id="f", failing=True), ScheduleListResult)
@@ -140,8 +161,7 @@ async def test_failing_lists_only_schedules_whose_runs_fail(noop_gateway: Runnin
 async def test_cli_lists_every_page_and_resolves_names(noop_gateway: RunningGateway) -> None:
     """`hearth schedule list` follows the pages (1 000 a page), and a name still resolves."""
     client = await noop_gateway.client()
-    for k in range(3):
-        await create(client, name=f"cli{k}", every="1h", workflow_id="noop", enabled=False)
+    await paused(client, "cli0", "cli1", "cli2")
 
     async def hearth(*args: str) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(run_cli, args, noop_gateway.data_dir, "200")
@@ -182,18 +202,10 @@ async def test_session_pages_newest_first_and_cancel_finds_a_claim(
         await repo.create(record)
         made.append(record.id)
     client = await gateway.client()
-    seen: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = await client.request(
-            SessionList(id=client.next_id(), limit=2, cursor=cursor), SessionListResult
-        )
-        assert page.total == 5
-        seen.extend(s.session_id for s in page.sessions)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    seen, pages, totals = await _every_page(_sessions(client, 2))
+    assert (pages, totals) == (3, {5})
     assert seen == made[::-1]
+    assert await _every_page(_sessions(client, 5)) == (made[::-1], 1, {5})
     with pytest.raises(GatewayError) as refused:
         await client.request(SessionList(id="bad", cursor="x"), SessionListResult)
     assert refused.value.details == {"field": "cursor"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,9 +17,11 @@ import sqlalchemy as sa
 
 from hearth.store import Database
 from hearth.store.membership import one_of
-from hearth.store.records import ScheduleRecord, ScheduleRunRecord
-from hearth.store.schedules import ScheduleRepository
+from hearth.store.records import ScheduleRunRecord
 from hearth.store.tables import schedule_runs
+from tests.support.gateway import RunningGateway
+from tests.support.schedules import NOOP, paused
+from tests.support.workflows import reload, write_workflow
 
 _scratch = sa.MetaData()
 _items = sa.Table(
@@ -85,50 +86,23 @@ async def test_one_statement_text_for_every_length(db: Database) -> None:
     assert len(set(seen)) == 1, seen
 
 
-def _schedule(now: datetime) -> ScheduleRecord:
-    return ScheduleRecord(
-        id=str(uuid.uuid4()),
-        name="",
-        target="workflow",
-        workflow_id="w",
-        input=None,
-        cron_expression=None,
-        every="1m",
-        every_s=60.0,
-        at=None,
-        anchor_at=now,
-        timezone="UTC",
-        active_hours=None,
-        max_runs=None,
-        run_count=0,
-        overlap="skip",
-        misfire="run_once",
-        misfire_grace_s=3600.0,
-        enabled=True,
-        state="active",
-        state_reason=None,
-        consecutive_failures=0,
-        next_run=None,
-        last_execution_id=None,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-async def test_schedule_listing_reuses_one_statement_as_schedules_grow(db: Database) -> None:
+async def test_schedule_listing_reuses_one_statement_as_schedules_grow(
+    gateway: RunningGateway,
+) -> None:
     """`schedule.list` reads the last run of every schedule: the list that used to grow."""
-    repo = ScheduleRepository(db)
+    write_workflow(gateway.data_dir, "noop", NOOP)
+    client = await gateway.client()
+    await reload(client)
+    db = gateway.hearth.db
+    repo = gateway.hearth.state.schedules.repo
+    ids = await paused(client, *(f"s{k}" for k in range(12)))
     now = datetime.now(UTC).replace(microsecond=0)
-    ids: list[str] = []
     latest: dict[str, datetime] = {}
-    for k in range(12):
-        record = replace(_schedule(now), name=f"s{k}")
-        await repo.insert(record)
-        ids.append(record.id)
+    for k, schedule_id in enumerate(ids):
         runs = [
             ScheduleRunRecord(
                 str(uuid.uuid4()),
-                record.id,
+                schedule_id,
                 now + timedelta(minutes=m),
                 now,
                 "ok",
@@ -140,7 +114,7 @@ async def test_schedule_listing_reuses_one_statement_as_schedules_grow(db: Datab
         ]
         async with db.begin() as conn:
             await conn.execute(schedule_runs.insert(), [r.__dict__ for r in runs])
-        latest[record.id] = runs[-1].scheduled_for
+        latest[schedule_id] = runs[-1].scheduled_for
     seen = _statements(db)
     for size in range(1, len(ids) + 1):
         found = await repo.last_runs(ids[:size])

@@ -25,18 +25,13 @@ from hearth.protocol.messages.schedules import (
     ScheduleUpdated,
 )
 from tests.support.gateway import RunningGateway, in_process_gateway
-from tests.support.schedules import NOOP, create, info, runs, wait_runs
+from tests.support.schedules import FAILING, NOOP, create, info, runs, wait_runs
 from tests.support.workflows import reload, write_workflow
 
 GATED = """
     name: Gated
     steps:
       - {id: gate, action: noop, approval_required: true}
-"""
-FAILING = """
-    name: Failing
-    steps:
-      - {id: read, action: tool, tool: file.read, args: {path: nothing-here.txt}}
 """
 
 

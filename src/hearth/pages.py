@@ -9,9 +9,13 @@ refused with a message that says what to send instead.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from hearth.errors import FieldError
+
+T = TypeVar("T")
 
 
 class InvalidCursorError(FieldError):
@@ -42,3 +46,17 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
             "cursor", "not one this gateway gave out; pass the previous page's nextCursor"
         )
     return when, key
+
+
+def split_page(
+    rows: Sequence[T], limit: int, position: Callable[[T], tuple[datetime, str]]
+) -> tuple[list[T], str | None]:
+    """The page and the cursor after it, from rows read with `limit + 1`.
+
+    The extra row says whether there is a next page: a page that ends exactly at the last row
+    gets no cursor (counting would promise one more page, and an empty one).
+    """
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    return page, encode_cursor(*position(page[-1]))

@@ -18,11 +18,25 @@ from hearth.protocol.messages.schedules import (
 )
 
 NOOP = "name: Noop\nsteps:\n  - {id: a, action: noop}\n"
+#: Fails every run: the file it reads is not in the workspace.
+FAILING = """
+    name: Failing
+    steps:
+      - {id: read, action: tool, tool: file.read, args: {path: nothing-here.txt}}
+"""
 
 
 async def create(client: GatewayClient, **fields: Any) -> str:
     reply = await client.request(ScheduleCreate(id=client.next_id(), **fields), ScheduleCreated)
     return reply.schedule_id
+
+
+async def paused(client: GatewayClient, *names: str) -> list[str]:
+    """Hourly schedules that never fire during a test (created disabled), ids in order."""
+    return [
+        await create(client, name=name, every="1h", workflow_id="noop", enabled=False)
+        for name in names
+    ]
 
 
 async def info(client: GatewayClient, schedule_id: str) -> ScheduleInfo:

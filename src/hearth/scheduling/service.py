@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hearth.events import DomainEvent, EventBus
-from hearth.pages import decode_cursor, encode_cursor
+from hearth.pages import decode_cursor, split_page
 from hearth.scheduling.active_hours import ActiveHours
 from hearth.scheduling.errors import (
     InvalidScheduleError,
@@ -427,13 +427,11 @@ class ScheduleService:
         reply of 100 000 schedules is tens of megabytes to build, and every reply's peak stayed
         in the process's memory; issue 18).
         """
-        records, total = await self.repo.page(
-            limit, after=decode_cursor(cursor), match=match, failing=failing
+        rows, total = await self.repo.page(
+            limit + 1, after=decode_cursor(cursor), match=match, failing=failing
         )
+        records, next_cursor = split_page(rows, limit, lambda r: (r.created_at, r.id))
         last = await self.repo.last_runs([r.id for r in records])
-        more = len(records) == limit and total > limit
-        last_one = records[-1] if records and more else None
-        next_cursor = encode_cursor(last_one.created_at, last_one.id) if last_one else None
         return SchedulePage([(r, last.get(r.id)) for r in records], next_cursor, total)
 
     async def runs(self, schedule_id: str, limit: int) -> list[ScheduleRunRecord]:

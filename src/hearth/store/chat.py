@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hearth.store import keyset
 from hearth.store.database import Database
 from hearth.store.records import SessionRecord
 from hearth.store.sqlite_writer import Prepared
@@ -55,10 +56,7 @@ class ChatRepository:
         position `before`; and how many there are in all."""
         query = chat_sessions.select()
         if before is not None:
-            at, key = before
-            query = query.where(
-                sa.or_(cs.updated_at < at, sa.and_(cs.updated_at == at, cs.id < key))
-            )
+            query = query.where(keyset.after(cs.updated_at, cs.id, before, newest_first=True))
         async with self.db.connect() as conn:
             rows = await conn.execute(
                 query.order_by(cs.updated_at.desc(), cs.id.desc()).limit(limit)

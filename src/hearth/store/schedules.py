@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hearth.store import keyset
 from hearth.store.database import Database
 from hearth.store.membership import one_of
 from hearth.store.records import ScheduleRecord, ScheduleRunRecord
@@ -45,11 +46,6 @@ class ScheduleRepository:
             row = (await conn.execute(schedules.select().where(sc.id == schedule_id))).first()
             return _schedule(row) if row else None
 
-    async def all(self) -> list[ScheduleRecord]:
-        async with self.db.connect() as conn:
-            rows = await conn.execute(schedules.select().order_by(sc.created_at, sc.id))
-            return [_schedule(row) for row in rows]
-
     async def page(
         self,
         limit: int,
@@ -58,25 +54,21 @@ class ScheduleRepository:
         match: str | None = None,
         failing: bool = False,
     ) -> tuple[list[ScheduleRecord], int]:
-        """Up to `limit` schedules, oldest first, after the (created_at, id) key `after`; and
-        how many match the filters in all (every page).
+        """Up to `limit` schedules, oldest first, after the (created_at, id) position `after`;
+        and how many match the filters in all (every page).
 
         `match` keeps the schedules with that id, name or id prefix (the CLI's references);
         `failing` those whose runs are failing or that failures disabled.
         """
         where: list[sa.ColumnElement[bool]] = []
         if match is not None:
-            where.append(
-                sa.or_(sc.id == match, sc.name == match, sc.id.startswith(match, autoescape=True))
-            )
+            # A full id is its own prefix: one LIKE covers "that id" and "ids starting so".
+            where.append(sa.or_(sc.name == match, sc.id.startswith(match, autoescape=True)))
         if failing:
             where.append(sa.or_(sc.consecutive_failures > 0, sc.state == "disabled"))
         query = schedules.select().where(*where)
         if after is not None:
-            at, key = after
-            query = query.where(
-                sa.or_(sc.created_at > at, sa.and_(sc.created_at == at, sc.id > key))
-            )
+            query = query.where(keyset.after(sc.created_at, sc.id, after))
         async with self.db.connect() as conn:
             rows = await conn.execute(query.order_by(sc.created_at, sc.id).limit(limit))
             records = [_schedule(row) for row in rows]

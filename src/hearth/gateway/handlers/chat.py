@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hearth.chat.history import render_stored
 from hearth.gateway.dispatch import HandlerContext, handles
-from hearth.pages import decode_cursor, encode_cursor
+from hearth.pages import decode_cursor, split_page
 from hearth.protocol import ErrorCode, ProtocolError
 from hearth.protocol.messages.chat import (
     ChatCancel,
@@ -71,11 +71,11 @@ async def approval(message: ToolApprovalResponse, ctx: HandlerContext) -> ToolAp
 
 @handles(SessionList)
 async def list_sessions(message: SessionList, ctx: HandlerContext) -> SessionListResult:
-    sessions, total = await ctx.state.chat.repo.page(message.limit, decode_cursor(message.cursor))
-    last = sessions[-1] if len(sessions) == message.limit and total > message.limit else None
+    rows, total = await ctx.state.chat.repo.page(message.limit + 1, decode_cursor(message.cursor))
+    sessions, next_cursor = split_page(rows, message.limit, lambda s: (s.updated_at, s.id))
     return SessionListResult(
         id=message.id,
-        next_cursor=encode_cursor(last.updated_at, last.id) if last else None,
+        next_cursor=next_cursor,
         total=total,
         sessions=[
             SessionInfo(
