@@ -788,7 +788,7 @@ export interface SessionList {
   id: string;
   /** Sessions per page. */
   limit?: number;
-  /** The previous page's nextCursor: the older sessions after it. */
+  /** The previous page's nextCursor: the page after it. */
   cursor?: string | null;
 }
 

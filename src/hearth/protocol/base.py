@@ -9,7 +9,7 @@ because the published schema is a promise to clients.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -33,6 +33,22 @@ def _require(*names: str) -> Any:
                 required.insert(0, name)
 
     return extra
+
+
+#: `cursor` of a listing request that answers a page at a time (`schedule.list`, ...).
+PageCursor = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=512,
+        description="The previous page's nextCursor: the page after it.",
+    ),
+]
+#: `nextCursor` of such a listing's reply.
+NextCursor = Annotated[
+    str | None,
+    Field(description="Pass as cursor for the next page; absent on the last page."),
+]
 
 
 class WireModel(BaseModel):

@@ -7,7 +7,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hearth.protocol.base import ClientMessage, Event, Reply, WireModel
+from hearth.protocol.base import (
+    ClientMessage,
+    Event,
+    NextCursor,
+    PageCursor,
+    Reply,
+    WireModel,
+)
 
 
 class Usage(WireModel):
@@ -49,12 +56,7 @@ class SessionList(ClientMessage):
 
     type: Literal["session.list"] = "session.list"
     limit: int = Field(default=100, ge=1, le=1000, description="Sessions per page.")
-    cursor: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=512,
-        description="The previous page's nextCursor: the older sessions after it.",
-    )
+    cursor: PageCursor = None
 
 
 class SessionHistory(ClientMessage):
@@ -108,9 +110,7 @@ class SessionInfo(WireModel):
 class SessionListResult(Reply):
     type: Literal["session.list.result"] = "session.list.result"
     sessions: list[SessionInfo]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as cursor for the next page; absent on the last page."
-    )
+    next_cursor: NextCursor = None
     total: int = Field(description="Sessions on every page.")
 
 

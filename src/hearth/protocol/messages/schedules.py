@@ -11,7 +11,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hearth.protocol.base import ClientMessage, Event, Reply, WireModel
+from hearth.protocol.base import (
+    ClientMessage,
+    Event,
+    NextCursor,
+    PageCursor,
+    Reply,
+    WireModel,
+)
 
 RunStatus = Literal["running", "ok", "failed", "skipped", "missed"]
 ScheduleState = Literal["active", "paused", "completed", "disabled"]
@@ -70,12 +77,7 @@ class ScheduleList(ClientMessage):
 
     type: Literal["schedule.list"] = "schedule.list"
     limit: int = Field(default=200, ge=1, le=1000, description="Schedules per page.")
-    cursor: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=512,
-        description="The previous page's nextCursor: the page after it.",
-    )
+    cursor: PageCursor = None
     match: str | None = Field(
         default=None,
         min_length=1,
@@ -186,9 +188,7 @@ class ScheduleDeleted(Reply):
 class ScheduleListResult(Reply):
     type: Literal["schedule.list.result"] = "schedule.list.result"
     schedules: list[ScheduleInfo]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as cursor for the next page; absent on the last page."
-    )
+    next_cursor: NextCursor = None
     total: int = Field(description="Schedules matching the filters, on every page.")
 
 
