@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from hearth.protocol.messages.schedules import (
     ScheduleListResult,
 )
 from hearth.store.records import SessionRecord
-from tests.support.cli import run_cli
+from tests.support.cli import TIMEOUT_S, cli_env, run_cli
 from tests.support.gateway import RunningGateway
 from tests.support.schedules import FAILING, NOOP, create, paused, wait_runs
 from tests.support.workflows import reload, write_workflow
@@ -212,3 +213,47 @@ async def test_session_pages_newest_first_and_cancel_finds_a_claim(
     # chat.cancel of a request no stream on this node runs asks the database, not a listing.
     assert await gateway.hearth.state.chat.cancel("req-busy") is True
     assert await gateway.hearth.state.chat.cancel("req-none") is False
+
+
+async def test_chat_sessions_command_shows_the_latest_and_says_what_is_older(
+    gateway: RunningGateway,
+) -> None:
+    """`/sessions` in `hearth chat` shows the 50 latest and says where the older ones are."""
+    repo = gateway.hearth.state.chat.repo
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for k in range(52):
+        at = start + timedelta(minutes=k)
+        await repo.create(
+            SessionRecord(
+                id=str(uuid.uuid4()),
+                session_key=f"s-{k:08x}",
+                title=f"talk {k}",
+                model="local:m",
+                agent_id=None,
+                approved_tools=[],
+                message_count=0,
+                active_request_id=None,
+                active_since=None,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+    def chat() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hearth", "chat"],
+            input="/sessions\n/quit\n",
+            capture_output=True,
+            text=True,
+            env=cli_env(gateway.data_dir, "200"),
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+
+    done = await asyncio.to_thread(chat)
+    assert done.returncode == 0, done.stderr
+    assert f"s-{51:08x}" in done.stdout  # the newest
+    assert f"s-{2:08x}" in done.stdout  # the 50th newest
+    assert f"s-{1:08x}" not in done.stdout
+    assert "2 older sessions not shown" in done.stdout
+    assert "hearth chat -s KEY" in done.stdout

@@ -160,7 +160,11 @@ async def _sessions(client: GatewayClient) -> None:
     console.print(table)
     older = listing.total - len(listing.sessions)
     if older > 0:
-        console.print(f"({older} older sessions not shown)", highlight=False)
+        console.print(
+            f"({older} older sessions not shown: the dashboard's Chat page lists them all, "
+            "and `hearth chat -s KEY` opens one by its key)",
+            highlight=False,
+        )
 
 
 async def _interactive(client: GatewayClient, session_id: str | None, model: str | None) -> None:
