@@ -37,6 +37,7 @@ from tests.support.browser import (
 )
 from tests.support.fake_openai import FakeOpenAI, Text, ToolCall, tool_results
 from tests.support.gateway import RunningGateway, in_process_gateway
+from tests.support.schedules import FAILING, create, wait_runs
 from tests.support.workflows import reload, trigger, wait_status, write_workflow
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -417,4 +418,27 @@ async def test_answers_reach_the_page_without_polling(browser: Any, gw: RunningG
     else:
         await expect(badge).to_have_count(0)
     await asyncio.sleep(0)
+    await context.close()
+
+
+async def test_the_overview_lists_the_failing_schedules_the_gateway_names(
+    browser: Any, gw: RunningGateway
+) -> None:
+    """The overview asks for `failing: true`: a broken schedule shows, a healthy one does not."""
+    write_workflow(gw.data_dir, "broken", FAILING)
+    client = await watcher(gw, "failing")
+    broken = await create(
+        client, name="nightly backup", every="1s", workflow_id="broken", max_runs=1
+    )
+    await create(client, name="healthy sync", every="1h", workflow_id="quick", enabled=False)
+    await wait_runs(client, broken, 1, status={"failed"})
+    context, page, watch = await open_page(browser)
+    await login(page, gw.url, gw.token)
+    failing = page.locator(
+        "section.card", has=page.get_by_role("heading", name="Failing schedules")
+    )
+    await expect(failing).to_contain_text("nightly backup")
+    await expect(failing).to_contain_text("1 failures in a row")
+    await expect(failing).not_to_contain_text("healthy sync")
+    assert watch.errors == []
     await context.close()
