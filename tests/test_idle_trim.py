@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import sys
+import time
 
 import pytest
 
 from hearth.malloc import IdleTrim
+from tests.support.gateway import RunningGateway
 
 
 def _spells(shares: list[float]) -> list[bool]:
@@ -50,3 +53,25 @@ async def test_a_trim_runs_and_counts() -> None:
     clock[0] = 2.0
     assert await idle.step() == 1.0
     assert idle.trims == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+async def test_a_running_gateway_trims_after_a_busy_spell(sqlite_gateway: RunningGateway) -> None:
+    """Wired in: the gateway checks every second, and trims once its process goes quiet."""
+    idle = sqlite_gateway.hearth.idle_trim
+    if not idle.available:
+        pytest.skip("not glibc")
+    before = idle.trims
+
+    def burn(seconds: float) -> None:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    await asyncio.to_thread(burn, 2.5)  # over `busy` of a core for two checks at least
+    async with asyncio.timeout(30):
+        while idle.trims == before:
+            await asyncio.sleep(0.2)
+    assert idle.trims == before + 1  # once per quiet spell, not every second after it
+    await asyncio.sleep(2.5)
+    assert idle.trims == before + 1

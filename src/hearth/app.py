@@ -63,6 +63,7 @@ from hearth.heartbeat.runner import HeartbeatConfig, HeartbeatRunner
 from hearth.heartbeat.service import HeartbeatService
 from hearth.heartbeat.target import HeartbeatTarget
 from hearth.live_config import ReloadOutcome, plan_reload
+from hearth.malloc import IdleTrim
 from hearth.mcp import McpManager
 from hearth.metrics import Metrics
 from hearth.models import ModelFactory
@@ -80,6 +81,7 @@ from hearth.store.nodes import NODE_HEARTBEAT_INTERVAL, NodeRecord, NodeReposito
 from hearth.store.notifications import NotificationRepository
 from hearth.store.schedules import ScheduleRepository
 from hearth.store.tick_stores import tick_store
+from hearth.supervised import SupervisedLoop
 from hearth.tools import ToolRegistry, builtin_tools
 from hearth.workflows.catalog import WorkflowCatalog
 from hearth.workflows.engine import EngineConfig, WorkflowEngine
@@ -258,6 +260,9 @@ class Hearth:
         )
         heartbeat_target.attach(self.heartbeat)
         self.metrics = Metrics()
+        #: Hands memory freed after a burst back to the system (see `hearth.malloc`).
+        self.idle_trim = IdleTrim()
+        self._trimmer = SupervisedLoop("malloc-trim", self.idle_trim.step, interval_s=1.0)
         self.telegram = TelegramService(
             settings=settings.telegram,
             secrets=self.secrets,
@@ -354,6 +359,8 @@ class Hearth:
         await self.chat.start(exclusive=self.db.backend == "sqlite")
         await self.telegram.start()
         self._background.append(asyncio.create_task(self._node_heartbeat()))
+        if self.idle_trim.available:
+            self._trimmer.start()
         if self.settings.watch_config:
             self._background.append(asyncio.create_task(self._watch_config(), name="config-watch"))
 
@@ -459,6 +466,7 @@ class Hearth:
                 log.exception("could not renew this node's registration")
 
     async def stop(self) -> None:
+        await self._trimmer.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -22,8 +22,6 @@ from typing import Any
 import uvicorn
 
 from hearth.config import Settings
-from hearth.malloc import IdleTrim
-from hearth.supervised import SupervisedLoop
 
 
 class PortInUseError(OSError):
@@ -161,11 +159,4 @@ async def serve_until_stopped(
         gc.collect()
         gc.freeze()
         on_started(sock.getsockname()[1])
-    idle = IdleTrim()
-    trimmer = SupervisedLoop("malloc-trim", idle.step, interval_s=1.0)
-    if idle.available:
-        trimmer.start()
-    try:
-        await task
-    finally:
-        await trimmer.stop()
+    await task
