@@ -50,13 +50,13 @@ class ChatRepository:
             return _session(row) if row else None
 
     async def page(
-        self, limit: int, before: tuple[datetime, str] | None = None
+        self, limit: int, after: tuple[datetime, str] | None = None
     ) -> tuple[list[SessionRecord], int]:
         """Up to `limit` sessions, most recently updated first, after the (updated_at, id)
-        position `before`; and how many there are in all."""
+        position `after` (in that order); and how many there are in all."""
         query = chat_sessions.select()
-        if before is not None:
-            query = query.where(keyset.after(cs.updated_at, cs.id, before, newest_first=True))
+        if after is not None:
+            query = query.where(keyset.after(cs.updated_at, cs.id, after, newest_first=True))
         async with self.db.connect() as conn:
             rows = await conn.execute(
                 query.order_by(cs.updated_at.desc(), cs.id.desc()).limit(limit)
